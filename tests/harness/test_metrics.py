@@ -6,43 +6,11 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from telemetry_asserts.capture import metrics_from_sdk
 from telemetry_asserts.errors import TelemetryAssertionError
 from telemetry_asserts.matchers import InRange, IsType
 from telemetry_asserts.metrics import MetricView, format_attributes
 from telemetry_asserts.model import Attributes, MetricKind, MetricPoint, Temporality
-
-
-def metrics_from_reader(reader: InMemoryMetricReader) -> list[MetricPoint]:
-    """SDK metrics -> model points (a local stand-in until the capture module is used here)."""
-    from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, Sum
-
-    out: list[MetricPoint] = []
-    data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else ():
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                d = m.data
-                if isinstance(d, Sum):
-                    kind = C if d.is_monotonic else MetricKind.UP_DOWN_COUNTER
-                elif isinstance(d, Histogram):
-                    kind = MetricKind.HISTOGRAM
-                else:
-                    kind = MetricKind.GAUGE
-                temporality = getattr(d, "aggregation_temporality", None)
-                for dp in d.data_points:
-                    common = dict(
-                        name=m.name, kind=kind, attributes=Attributes(dp.attributes or {}), unit=m.unit or "",
-                        description=m.description or "", time_ns=dp.time_unix_nano,
-                        temporality=Temporality.DELTA if temporality == AggregationTemporality.DELTA
-                        else Temporality.CUMULATIVE,
-                    )
-                    if kind is MetricKind.HISTOGRAM:
-                        out.append(MetricPoint(**common, count=dp.count, sum=dp.sum, min=dp.min, max=dp.max,
-                                               bucket_counts=tuple(dp.bucket_counts),
-                                               explicit_bounds=tuple(dp.explicit_bounds)))
-                    else:
-                        out.append(MetricPoint(**common, value=dp.value))
-    return out
 
 C = MetricKind.COUNTER
 
@@ -282,7 +250,7 @@ def test_real_sdk_counter_and_histogram() -> None:
     for stage, seconds in [("n4", 0.2), ("n4", 4.0), ("mask", 0.05)]:
         runs.add(1, {"neuro.stage": stage})
         took.record(seconds, {"neuro.stage": stage})
-    view = MetricView(metrics_from_reader(reader))
+    view = MetricView(metrics_from_sdk(reader.get_metrics_data()))
     provider.shutdown()
     view.assert_metric("neuro.stages.executed", kind="counter", unit="{execution}", description="Stages executed")
     view.assert_counter("neuro.stages.executed", 2, {"neuro.stage": "n4"})
