@@ -1,0 +1,41 @@
+"""Intensity normalisation: z-score within the brain mask, or percentile scaling to [0, 1]."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pipeline.stages import ImageState, StageResult, require
+
+METHODS = ("zscore", "percentile")
+
+
+def normalize(
+    state: ImageState, *, method: str = "zscore", low_pct: float = 1.0, high_pct: float = 99.0
+) -> StageResult:
+    """Intensity normalisation: z-score (mean 0, sd 1 within the mask) or percentile clip to [0, 1]."""
+    require("normalize", method in METHODS, f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    use_mask = state.mask is not None and bool(state.mask.any())
+    values = state.data[state.mask] if use_mask else state.data.ravel()
+    values = values.astype(np.float64)
+    info: dict[str, str | int | float | bool] = {
+        "method": method,
+        "mask_used": use_mask,
+        "region": "mask" if use_mask else "whole_volume",
+        "region_voxels": int(values.size),
+    }
+    if method == "zscore":
+        mean = float(values.mean())
+        sd = float(values.std())
+        require("normalize", math.isfinite(sd) and sd > 0, "intensities are constant in the region; cannot z-score")
+        data = (state.data.astype(np.float64) - mean) / sd
+        info.update(input_mean=mean, input_sd=sd)
+    else:
+        ok = 0.0 <= low_pct < high_pct <= 100.0
+        require("normalize", ok, f"need 0 <= low_pct < high_pct <= 100 (got {low_pct}, {high_pct})")
+        low, high = (float(v) for v in np.percentile(values, [low_pct, high_pct]))
+        require("normalize", high > low, f"the {low_pct} and {high_pct} percentiles are equal ({low}); cannot scale")
+        data = np.clip((state.data.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+        info.update(low_pct=float(low_pct), high_pct=float(high_pct), low_value=low, high_value=high)
+    return StageResult(ImageState(data.astype(np.float32), state.affine, state.mask), info)
