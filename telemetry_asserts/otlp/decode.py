@@ -215,11 +215,11 @@ def _id(raw: bytes, size: int, what: str) -> int:
     return int.from_bytes(raw, "big")
 
 
-def _lookup(table: dict[int, Any], key: int, what: str) -> Any:
+def _lookup(table: dict[int, Any], key: int, where: str, what: str) -> Any:
     try:
         return table[key]
     except KeyError:
-        raise DecodeError(f"unknown {what} {key}") from None
+        raise DecodeError(f"{where}: unknown {what} {key}") from None
 
 
 # -- signals ------------------------------------------------------------------------------------
@@ -248,10 +248,10 @@ def _span(span: Any, resource: model.Resource, scope: model.Scope) -> model.Span
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=parent or None,
-        kind=_lookup(_SPAN_KINDS, span.kind, f"span {name!r}: span kind"),
+        kind=_lookup(_SPAN_KINDS, span.kind, f"span {name!r}", "span kind"),
         start_time_ns=span.start_time_unix_nano,
         end_time_ns=span.end_time_unix_nano,
-        status_code=_lookup(_STATUS_CODES, span.status.code, f"span {name!r}: status code"),
+        status_code=_lookup(_STATUS_CODES, span.status.code, f"span {name!r}", "status code"),
         status_description=span.status.message,
         attributes=attributes(span.attributes),
         events=tuple(
@@ -291,7 +291,7 @@ def _metric_points(metric: Any, resource: model.Resource, scope: model.Scope) ->
     where = f"metric {metric.name!r}"
     if data == "sum":
         kind = model.MetricKind.COUNTER if metric.sum.is_monotonic else model.MetricKind.UP_DOWN_COUNTER
-        temporality = _lookup(_TEMPORALITIES, metric.sum.aggregation_temporality, f"{where}: temporality")
+        temporality = _lookup(_TEMPORALITIES, metric.sum.aggregation_temporality, where, "aggregation temporality")
         return [
             _number_point(p, kind, temporality, metric.sum.is_monotonic, common) for p in metric.sum.data_points
         ]
@@ -302,7 +302,7 @@ def _metric_points(metric: Any, resource: model.Resource, scope: model.Scope) ->
         ]
     if data == "histogram":
         temporality = _lookup(
-            _TEMPORALITIES, metric.histogram.aggregation_temporality, f"{where}: temporality"
+            _TEMPORALITIES, metric.histogram.aggregation_temporality, where, "aggregation temporality"
         )
         points = []
         for p in metric.histogram.data_points:
@@ -318,7 +318,7 @@ def _metric_points(metric: Any, resource: model.Resource, scope: model.Scope) ->
         return points
     if data == "exponential_histogram":
         temporality = _lookup(
-            _TEMPORALITIES, metric.exponential_histogram.aggregation_temporality, f"{where}: temporality"
+            _TEMPORALITIES, metric.exponential_histogram.aggregation_temporality, where, "aggregation temporality"
         )
         return [
             _histogram_point(p, model.MetricKind.EXPONENTIAL_HISTOGRAM, temporality, common, (), ())
