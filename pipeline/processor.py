@@ -557,6 +557,7 @@ def process_batch(
     registry: RunRegistry | None = None,
     resume: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
     runner: FileRunner | None = None,
 ) -> BatchResult:
     """Process ``paths`` (a failing input never stops the others) under a ``process_batch`` span.
@@ -564,7 +565,7 @@ def process_batch(
     With ``resume`` inputs already done (registry: same checksum and parameters, status success) are
     skipped and counted as ``neuro.files.processed{status=skipped}``. ``runner(paths, batch_context)``
     replaces the in-process loop (e.g. a worker pool); it must return one result per path.
-    ``on_result`` is called after each file (progress bars).
+    ``on_plan(to_process, already_done)`` is called once planned, ``on_result`` after each file.
     """
     config = config or PipelineConfig.create()
     tm = telemetry or default_telemetry()
@@ -582,6 +583,8 @@ def process_batch(
             len(done),
             extra={"to_process": len(todo), "already_done": len(done)},
         )
+        if on_plan is not None:
+            on_plan(len(todo), len(done))
         batch_context = batch_span.get_span_context()
         by_path: dict[Path, FileResult] = {}
         for p in done:

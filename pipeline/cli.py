@@ -1,0 +1,285 @@
+"""``neuro-preprocess``: process T1w NIfTI files or a BIDS-like folder, with OpenTelemetry from ``OTEL_*``.
+
+Exit codes: 0 every input succeeded (or was already done), 1 some input failed, 2 usage error
+(bad option, unknown stage or parameter, unsupported ``OTEL_*`` value, missing input directory).
+Each failed input prints exactly one line on stderr. Telemetry is configured from the environment
+(default: no exporters), the root logger is bridged to OpenTelemetry logs, the run registry's
+sqlite3 cursors are traced, and everything is flushed within a bounded time at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline import __version__
+
+PROG = "neuro-preprocess"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class UsageError(Exception):
+    """A problem with the command line (exit code 2)."""
+
+
+def _stage_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of stage names")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands ``process`` and ``batch``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output-dir", required=True, type=Path, help="output directory (created if missing)")
+    stages = common.add_argument_group("stages and parameters")
+    stages.add_argument(
+        "--stages", type=_stage_list, default=None,
+        help="comma-separated stages in order (default: bias_correction,skull_strip,normalize,smooth,resample)",
+    )
+    stages.add_argument("--fwhm-mm", type=float, help="smooth: gaussian FWHM in mm (default 6)")
+    stages.add_argument("--voxel-size-mm", type=float, help="resample: isotropic voxel size in mm (default 2)")
+    stages.add_argument("--normalize-method", choices=("zscore", "percentile"), help="normalize: method")
+    stages.add_argument("--erosion-mm", type=float, help="skull_strip: erosion radius in mm")
+    stages.add_argument("--dilation-mm", type=float, help="skull_strip: dilation radius in mm")
+    stages.add_argument("--n4-shrink-factor", type=int, help="bias_correction: N4 shrink factor")
+    stages.add_argument("--n4-iterations", help="bias_correction: iterations per level, e.g. 50,50,30")
+    stages.add_argument(
+        "--param", action="append", default=[], metavar="STAGE.NAME=VALUE",
+        help="any stage parameter, e.g. --param skull_strip.threshold_scale=0.9 (repeatable)",
+    )
+    stages.add_argument("--large-file-mb", type=float, default=None, help="inputs above this size log a warning")
+    out = common.add_argument_group("output and telemetry")
+    out.add_argument("--telemetry-summary", action="store_true", help="print the span tree and metric totals at the end")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="more console logging (-v info, -vv debug)")
+    out.add_argument("--log-level", choices=_LEVELS, type=str.upper, help="console log level (default WARNING)")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Preprocess T1w MRI volumes (N4, skull strip, normalise, smooth, resample) with OpenTelemetry.",
+        epilog="Telemetry: OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER = otlp|console|none "
+        "(metrics also prometheus), OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{process,batch}")
+    p = sub.add_parser("process", parents=[common], help="process one or more NIfTI files")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".nii or .nii.gz T1w volume")
+    b = sub.add_parser("batch", parents=[common], help="process a BIDS-like folder (sub-*/anat/*_T1w.nii[.gz]) or a flat one")
+    b.add_argument("input_dir", type=Path, metavar="INPUT_DIR")
+    b.add_argument("--resume", action="store_true", help="skip inputs already done with the same checksum and parameters")
+    b.add_argument("--workers", type=_positive_int, default=1, help="worker processes (needs pipeline.parallel)")
+    b.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster (needs pipeline.parallel)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """A validated :class:`~pipeline.config.PipelineConfig` from the parsed options (UsageError if invalid)."""
+    from pipeline.config import CLI_STAGE_OPTIONS, LARGE_FILE_THRESHOLD_BYTES, PipelineConfig, parse_param_assignments
+    from pipeline.errors import StageError
+
+    try:
+        params = parse_param_assignments(args.param)
+        for dest, (stage, key) in CLI_STAGE_OPTIONS.items():
+            value = getattr(args, dest, None)
+            if value is not None:
+                params.setdefault(stage, {})[key] = value
+        threshold = LARGE_FILE_THRESHOLD_BYTES if args.large_file_mb is None else int(args.large_file_mb * 1e6)
+        return PipelineConfig.create(args.stages, params, large_file_threshold_bytes=threshold)
+    except StageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """``LEVEL logger: message`` plus the current trace/span id when there is one; no tracebacks
+    unless at DEBUG (the CLI already prints one line per failed input)."""
+
+    def __init__(self, show_tracebacks: bool) -> None:
+        super().__init__()
+        self.show_tracebacks = show_tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        ids = f" [trace_id={ctx.trace_id:032x} span_id={ctx.span_id:016x}]" if ctx.is_valid else ""
+        text = f"{record.levelname} {record.name}{ids}: {record.getMessage()}"
+        if self.show_tracebacks and record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _not_a_reported_failure(record: logging.LogRecord) -> bool:
+    # Per-file failure logs carry error_reason; the CLI prints its own single line for those.
+    return not hasattr(record, "error_reason")
+
+
+def _console_level(args: argparse.Namespace) -> int:
+    if args.log_level:
+        return int(getattr(logging, args.log_level))
+    return {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    from pipeline.errors import OutputError, PipelineError
+    from pipeline.processor import FileResult, discover_inputs, inputs_from, process_batch, process_file
+    from pipeline.registry import RegistryError, RunRegistry
+    from pipeline.summary import TelemetrySummary
+    from pipeline.telemetry import DEFAULT_SHUTDOWN_TIMEOUT_S, TelemetryConfigError, configure_from_env
+    from pipeline.writer import ensure_output_dir
+
+    config = config_from_args(args)
+    parallel = getattr(args, "workers", 1) > 1 or getattr(args, "dask_scheduler", None)
+    run_batch = None
+    if parallel:
+        try:
+            from pipeline.parallel import run_batch  # type: ignore[no-redef]
+        except ImportError:
+            raise UsageError("--workers > 1 and --dask-scheduler are not available (pipeline.parallel is missing)") from None
+    if args.command == "batch":
+        try:
+            inputs = discover_inputs(args.input_dir)
+        except PipelineError as exc:
+            raise UsageError(str(exc)) from None
+        if not inputs:
+            raise UsageError(f"no NIfTI inputs found in {args.input_dir} (sub-*/anat/*_T1w.nii[.gz] or *.nii[.gz])")
+    else:
+        inputs = inputs_from(args.files)
+
+    summary = TelemetrySummary() if args.telemetry_summary else None
+    try:
+        setup = configure_from_env(env, **(summary.extras() if summary else {}))
+    except TelemetryConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+    root = logging.getLogger()
+    console_level = _console_level(args)
+    console = logging.StreamHandler(stderr)
+    console.setLevel(console_level)
+    console.setFormatter(_ConsoleFormatter(show_tracebacks=console_level <= logging.DEBUG))
+    console.addFilter(_not_a_reported_failure)
+    bridge_level = min(console_level, logging.INFO)
+    previous_root_level = root.level
+    root.setLevel(bridge_level)
+    root.addHandler(console)
+    setup.instrument_logging(level=bridge_level)
+
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+    sqlite_instrumentor = SQLite3Instrumentor()
+    sqlite_instrumentor.instrument(tracer_provider=setup.tracer_provider)
+    telemetry = setup.telemetry()
+    failures: list[FileResult] = []
+    try:
+        output_problem: str | None = None
+        registry = None
+        try:
+            ensure_output_dir(args.output_dir)
+            registry = RunRegistry.in_dir(args.output_dir)
+        except (OutputError, RegistryError) as exc:
+            output_problem = str(exc)
+            print(f"{PROG}: error: {output_problem}", file=stderr)
+
+        def report(result: FileResult) -> None:
+            if result.status == "failed":
+                failures.append(result)
+                if output_problem is None:
+                    _write_line(f"{PROG}: failed: {result.error}", stderr, bar)
+
+        bar = None
+        if args.command == "batch":
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(inputs), unit="file", file=stderr, disable=True if args.no_progress else None,
+                       desc="preprocessing", leave=False)
+
+            def on_result(result: FileResult) -> None:
+                report(result)
+                bar.update(1)
+
+            def on_plan(todo: int, done: int) -> None:
+                _write_line(f"{todo} to process, {done} already done", stdout, bar)
+
+            runner = None
+            if run_batch is not None:
+                def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[FileResult]:
+                    return run_batch(
+                        paths, args.output_dir, config, batch_context=batch_context,
+                        workers=args.workers, dask_scheduler=args.dask_scheduler, env=dict(env),
+                    )
+            batch = process_batch(
+                inputs, args.output_dir, config, telemetry=telemetry, registry=registry,
+                resume=args.resume, on_result=on_result, on_plan=on_plan, runner=runner,
+            )
+            bar.close()
+            results = list(batch.results)
+        else:
+            results = []
+            for path in inputs:
+                result = process_file(path, args.output_dir, config, telemetry=telemetry, registry=registry)
+                report(result)
+                results.append(result)
+
+        ok = sum(r.status == "success" for r in results)
+        skipped = sum(r.status == "skipped" for r in results)
+        print(
+            f"{len(results)} input{'s' if len(results) != 1 else ''}: {ok} succeeded, {len(failures)} failed, "
+            f"{skipped} already done (output: {args.output_dir})",
+            file=stdout,
+        )
+        if summary is not None:
+            sampler = env.get("OTEL_TRACES_SAMPLER")
+            note = f"OTEL_TRACES_SAMPLER={sampler}" if sampler else None
+            print(summary.render(sampler_note=note), file=stdout)
+    finally:
+        sqlite_instrumentor.uninstrument()
+        setup.shutdown(DEFAULT_SHUTDOWN_TIMEOUT_S)
+        root.removeHandler(console)
+        root.setLevel(previous_root_level)
+    return 1 if failures else 0
+
+
+def _write_line(text: str, stream: TextIO, bar: Any) -> None:
+    if bar is not None and not bar.disable:
+        bar.write(text, file=stream)
+    else:
+        print(text, file=stream)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 some input failed, 2 usage error)."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage line
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        return _run(args, os.environ if env is None else env, stdout, stderr)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=stderr)
+        return 130
+
+
+__all__ = ["build_parser", "config_from_args", "main"]
