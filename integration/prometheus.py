@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -27,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from integration.collector import free_port
 from telemetry_asserts.model import LogRecord
@@ -306,3 +307,126 @@ def _passes(query: LogQuery, line: str) -> bool:
         if not ok:
             return False
     return True
+
+
+# --- the pipeline as a scrape target ------------------------------------------------------------
+
+
+def serve_pipeline_metrics(output_dir: str, commands: Iterable[str] = sys.stdin, out: TextIO = sys.stdout) -> int:
+    """Run the real pipeline as a scrape target, one file per command, metrics exported per ``OTEL_*``.
+
+    Commands (one per line): ``process PATH`` processes one file and answers ``processed NAME STATUS``;
+    ``quit`` (or end of input) shuts telemetry down and returns the number of failed inputs. Between
+    commands the metrics endpoint keeps being served, so the caller can let Prometheus scrape each
+    step (``rate()`` and ``histogram_quantile`` need a series to *increase* between scrapes). The
+    first line written is ``serving HOST:PORT`` when the Prometheus exporter is configured, else ``ready``.
+
+    Why not the CLI: ``neuro-preprocess`` shuts down (and stops serving) as soon as it is done, which
+    is too early for a scraper; this runs the same ``configure_from_env`` + ``process_file``.
+    """
+    from pipeline.processor import process_file
+    from pipeline.telemetry import configure_from_env
+
+    setup = configure_from_env()
+    address = setup.prometheus_address
+    print(f"serving {address[0]}:{address[1]}" if address else "ready", file=out, flush=True)
+    telemetry = setup.telemetry()
+    failed = 0
+    try:
+        for line in commands:
+            command, _, argument = line.strip().partition(" ")
+            if command == "quit":
+                break
+            if command != "process" or not argument:
+                print(f"error unknown command {line.strip()!r}", file=out, flush=True)
+                continue
+            result = process_file(argument, output_dir, telemetry=telemetry)
+            failed += result.status == "failed"
+            print(f"processed {Path(argument).name} {result.status}", file=out, flush=True)
+    finally:
+        setup.shutdown()
+    return failed
+
+
+class PipelineTarget:
+    """:func:`serve_pipeline_metrics` in a subprocess exporting to Prometheus on a free port."""
+
+    def __init__(self, output_dir: str | os.PathLike[str], port: int = 0, env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        base = {k: v for k, v in (env if env is not None else os.environ).items() if not k.startswith("OTEL_")}
+        base.update(
+            OTEL_METRICS_EXPORTER="prometheus",
+            OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+            OTEL_EXPORTER_PROMETHEUS_PORT=str(self.port),
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            PYTHONUNBUFFERED="1",
+        )
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "integration.prometheus", "serve-pipeline", "-o", str(output_dir)],
+            env=base,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        first = self._readline()
+        if first != f"serving 127.0.0.1:{self.port}":
+            self.close()
+            raise PrometheusError(f"pipeline target did not start serving on :{self.port}: {first!r}")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _readline(self) -> str:
+        assert self._process.stdout is not None
+        while True:
+            line = self._process.stdout.readline()
+            if not line:
+                raise PrometheusError(f"pipeline target exited with {self._process.wait()}")
+            if line.startswith(("serving ", "ready", "processed ", "error ")):
+                return line.strip()
+
+    def process(self, path: str | os.PathLike[str]) -> str:
+        """Process one file in the target; its status (``success`` / ``failed``)."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"process {path}\n")
+        self._process.stdin.flush()
+        answer = self._readline()
+        if not answer.startswith("processed "):
+            raise PrometheusError(f"pipeline target answered {answer!r}")
+        return answer.rsplit(" ", 1)[1]
+
+    def close(self, timeout_s: float = 15.0) -> int:
+        """Ask the target to quit (telemetry shut down); its exit code."""
+        if self._process.poll() is None:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.write("quit\n")
+                self._process.stdin.close()
+                return self._process.wait(timeout_s)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+        return self._process.wait()
+
+    def __enter__(self) -> PipelineTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m integration.prometheus")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve-pipeline", help="process files named on stdin, serving their metrics")
+    serve.add_argument("-o", "--output-dir", required=True)
+    args = parser.parse_args(argv)
+    return 1 if serve_pipeline_metrics(args.output_dir) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
