@@ -393,19 +393,23 @@ def log_present(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
 
 @judge("log_inside_span")
 def log_inside_span(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
-    """Every log matching ``body`` is correlated with (emitted inside) a span named ``span``."""
+    """Every log matching ``body`` (and ``attributes``, if given) was emitted inside a span named ``span``."""
     found = _logs(evidence, params)
     if not found:
         return _missing_log(evidence, params)
+    expected = expected_attributes(params.get("attributes"))
+    structured = [r for r in found if not match_attributes(r.attributes, expected)]
+    if not structured:
+        return Verdict(False, f"no log {found[0].body!r} with the fields {', '.join(expected)} arrived, so none can be inside {params['span']!r}")
     index = _by_id(evidence.telemetry)
-    for r in found:
+    for r in structured:
         if not r.is_correlated:
             return Verdict(False, f"log {r.body!r} has no trace/span id: it was emitted outside any span, expected inside {params['span']!r}")
         span = index.get((r.trace_id, r.span_id))
         actual = span.name if span is not None else f"an unknown span {r.span_id_hex}"
         if span is None or span.name != params["span"]:
             return Verdict(False, f"log {r.body!r} was emitted inside {actual!r}, expected inside {params['span']!r}")
-    return Verdict(True, f"log {found[0].body!r} is inside {params['span']!r}")
+    return Verdict(True, f"log {structured[0].body!r} is inside {params['span']!r}")
 
 
 # ------------------------------------------------------------------------------------ hygiene

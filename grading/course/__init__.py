@@ -108,7 +108,10 @@ def load_exercises(directory: Path = EXERCISES_DIR, only: Sequence[str] | None =
     """All exercises of a course directory, sorted by their ``order`` then file name."""
     found: list[tuple[int, Exercise]] = []
     for path in sorted(Path(directory).glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise CourseError(f"{path.name}: not valid YAML: {exc}") from exc
         found.append((int(data.get("order", 100)) if isinstance(data, Mapping) else 100, parse_exercise(data, path.name)))
     exercises = tuple(e for _, e in sorted(found, key=lambda t: t[0]))
     ids = [e.id for e in exercises]
