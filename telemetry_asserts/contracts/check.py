@@ -21,8 +21,9 @@ from .. import model, tree
 from ..errors import TelemetryAssertionError, did_you_mean
 from ..junit import CaseResult, SuiteResult
 from ..logs import LogView
-from ..matchers import describe_mismatches, match_attributes, values_equal
+from ..matchers import describe_mismatches, match_attributes
 from ..metrics import MetricView
+from ..spans import SpanAssert, SpanView
 from .load import Check, Contract, expected_attributes, expected_value, load_contract
 
 __all__ = ["CheckResult", "ContractResult", "prometheus_names", "run_contract"]
@@ -225,12 +226,6 @@ def _scoped(
     return problems
 
 
-def _names_message(name: str, spans: Sequence[model.Span]) -> str:
-    names = list(dict.fromkeys(s.name for s in spans))
-    return (f"no span named {name!r} was recorded{did_you_mean(name, names)}; "
-            f"recorded span names: {', '.join(names) or 'none'}")
-
-
 # --- traces -----------------------------------------------------------------------------------
 
 
@@ -279,27 +274,20 @@ def _judge_trace(check: Check, telemetry: model.Telemetry, marks: Marks) -> list
 # --- spans ------------------------------------------------------------------------------------
 
 
-def _select_spans(telemetry: model.Telemetry, spec: Mapping[str, Any]) -> tuple[list[model.Span], list[model.Span]]:
-    """(spans named spec['name'], those also satisfying spec['where'])."""
-    named = [s for s in telemetry.spans if s.name == spec["name"]]
+def _select_spans(view: SpanView, spec: Mapping[str, Any]) -> tuple[SpanView, SpanView]:
+    """(spans named spec['name'], those also satisfying spec['where']), selected by the SpanView."""
+    named = view.filter(spec["name"])
     where = spec.get("where") or {}
     if not where:
         return named, named
-    by_id = {(s.trace_id, s.span_id): s for s in telemetry.spans}
-    attrs = expected_attributes(where.get("attributes"))
-
-    def keep(s: model.Span) -> bool:
-        if attrs and match_attributes(s.attributes, attrs):
-            return False
-        if "parent" in where:
-            parent = by_id.get((s.trace_id, s.parent_span_id or 0))
-            if parent is None or parent.name != where["parent"]:
-                return False
-        if "kind" in where and s.kind != model.SpanKind(where["kind"]):
-            return False
-        return not ("status" in where and s.status_code != model.StatusCode(where["status"]))
-
-    return named, [s for s in named if keep(s)]
+    selected = view.filter(
+        spec["name"],
+        attributes=expected_attributes(where["attributes"]) if "attributes" in where else None,
+        parent=where.get("parent"),
+        kind=where.get("kind"),
+        status=where.get("status"),
+    )
+    return named, selected
 
 
 def _judge_span(check: Check, telemetry: model.Telemetry, marks: Marks) -> list[str]:
@@ -309,25 +297,36 @@ def _judge_span(check: Check, telemetry: model.Telemetry, marks: Marks) -> list[
 def _span_problems(check: Check, telemetry: model.Telemetry, marks: Marks) -> list[str]:
     spec = check.spec
     name = spec["name"]
-    named, selected = _select_spans(telemetry, spec)
+    view = SpanView(telemetry.spans)
+    named, selected = _select_spans(view, spec)
     where = " matching " + _describe_where(spec["where"]) if spec.get("where") else ""
     if spec.get("absent"):
         if selected:
             for s in selected:
                 marks[(s.trace_id, s.span_id)] = f"✗ {check.id}: must not exist"
-            return [f"expected no span {name!r}{where}, found {len(selected)}"]
+            return [f"expected no span {name!r}{where}, found {len(selected)}:\n"
+                    + "\n".join(f"  - {view.path(s)} ({s.span_id_hex})" for s in selected)]
         return []
-    if not _count_ok(len(selected), spec.get("count")):
-        if not named:
-            return [_names_message(name, telemetry.spans)]
-        return [f"expected {_describe_count(spec.get('count'))} span(s) {name!r}{where}, found {len(selected)}"
-                + (f" ({len(named)} named so in all)" if where else "")]
+    count = spec.get("count")
+    if not _count_ok(len(selected), count):
+        problems: list[str] = []
+        if not selected:  # the view explains: recorded names, nearest miss and why it was rejected
+            w = spec.get("where") or {}
+            _attempt(problems, lambda: view.one(
+                name, attributes=expected_attributes(w["attributes"]) if "attributes" in w else None,
+                parent=w.get("parent"), kind=w.get("kind"), status=w.get("status")))
+        if not problems:
+            problems.append(f"expected {_describe_count(count)} span(s) {name!r}{where}, found {len(selected)}"
+                            + (f" ({len(named)} named so in all)" if where else ""))
+            for s in selected:
+                marks[(s.trace_id, s.span_id)] = f"✗ {check.id}: {len(selected)} such spans"
+        return problems
     problems = []
     for span in selected:
-        found = _one_span_problems(telemetry.spans, span, spec)
+        found = _one_span_problems(SpanAssert(span, view), view, spec)
         if found:
             marks[(span.trace_id, span.span_id)] = f"✗ {check.id}: {found[0].splitlines()[0]}"
-            problems.append(f"span {name!r} ({span.span_id_hex}):\n" + _indent("\n".join(found)))
+            problems.append(f"span {view.path(span)} ({span.span_id_hex}):\n" + _indent("\n".join(found)))
     return problems
 
 
@@ -335,88 +334,52 @@ def _describe_where(where: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in where.items())
 
 
-def _one_span_problems(view: Sequence[model.Span], span: model.Span, spec: Mapping[str, Any]) -> list[str]:
+def _one_span_problems(sa: SpanAssert, view: SpanView, spec: Mapping[str, Any]) -> list[str]:
+    """Every expectation of a span check on one span, each judged by :class:`SpanAssert`."""
     problems: list[str] = []
     if "parent" in spec:
-        parent = next((s for s in view if s.trace_id == span.trace_id and s.span_id == span.parent_span_id), None)
-        if parent is None or parent.name != spec["parent"]:
-            got = repr(parent.name) if parent is not None else "no parent (a root span)"
-            problems.append(f"parent: expected {spec['parent']!r}, got {got}")
-    if "kind" in spec and span.kind != model.SpanKind(spec["kind"]):
-        problems.append(f"kind: expected {spec['kind']}, got {span.kind.value}")
+        _attempt(problems, lambda: sa.assert_parent(spec["parent"]))
+    if "kind" in spec:
+        _attempt(problems, lambda: sa.assert_kind(spec["kind"]))
     if "attributes" in spec:
-        mism = match_attributes(span.attributes, expected_attributes(spec["attributes"]),
-                                exact=bool(spec.get("exact_attributes", False)))
-        if mism:
-            problems += describe_mismatches(mism, actual=span.attributes).splitlines()
+        _attempt(problems, lambda: sa.assert_attributes(expected_attributes(spec["attributes"]),
+                                                        exact=bool(spec.get("exact_attributes", False))))
     if "status" in spec:
         st = spec["status"]
         code, desc = (st, None) if isinstance(st, str) else (st["code"], st.get("description"))
-        if span.status_code != model.StatusCode(code):
-            problems.append(f"status: expected {code}, got {span.status_code.value}"
-                            + (f" ({span.status_description!r})" if span.status_description else ""))
-        elif desc is not None and not values_equal(span.status_description, expected_value(desc)):
-            problems.append(f"status description: expected {desc!r}, got {span.status_description!r}")
-    if "events" in spec:
-        problems += _event_problems(span, spec["events"], bool(spec.get("events_ordered", False)))
+        _attempt(problems, lambda: sa.assert_status(code, expected_value(desc) if desc is not None else None))
+    for event in spec.get("events", ()):
+        _attempt(problems, lambda e=event: sa.assert_event(e["name"], expected_attributes(e.get("attributes"))
+                                                           if "attributes" in e else None))
+    if spec.get("events_ordered") and spec.get("events"):
+        _attempt(problems, lambda: sa.assert_events(*(e["name"] for e in spec["events"])))
     if "exception" in spec:
-        problems += _exception_problems(span, spec["exception"])
+        exc = spec["exception"]
+        if exc is False:
+            _attempt(problems, sa.assert_no_exception)
+        else:
+            _attempt(problems, lambda: sa.assert_exception(
+                expected_value(exc["type"]) if "type" in exc else None,
+                expected_value(exc["message"]) if "message" in exc else None))
+    span = sa.span
     if "links" in spec and not _count_ok(len(span.links), spec["links"]):
         problems.append(f"links: expected {_describe_count(spec['links'])}, got {len(span.links)}")
     if "linked_to" in spec:
-        targets = {(s.trace_id, s.span_id): s.name for s in view}
-        names = [targets.get((ln.trace_id, ln.span_id)) for ln in span.links]
-        if spec["linked_to"] not in names:
-            shown = ", ".join(repr(n) if n else "(span not recorded)" for n in names) or "no links"
-            problems.append(f"links: expected a link to a span {spec['linked_to']!r}, got {shown}")
+        targets = view.filter(spec["linked_to"])
+        ok = False
+        for t in targets:
+            try:
+                sa.assert_link(t)
+                ok = True
+                break
+            except TelemetryAssertionError:
+                continue
+        if not ok:
+            known = {(s.trace_id, s.span_id): s.name for s in view}
+            names = [known.get((ln.trace_id, ln.span_id)) for ln in span.links]
+            shown = ", ".join(repr(n) if n else "(a span not recorded)" for n in names) or "no links"
+            problems.append(f"expected a link to a span {spec['linked_to']!r}, links to: {shown}")
     return problems
-
-
-def _event_problems(span: model.Span, expected: Sequence[Mapping[str, Any]], ordered: bool) -> list[str]:
-    """Each expected event is found (in that order when ``ordered``), attributes partial."""
-    events = list(span.events)
-    problems = []
-    start = 0
-    for want in expected:
-        attrs = expected_attributes(want.get("attributes"))
-        pool = range(start, len(events)) if ordered else range(len(events))
-        hit = next((i for i in pool if events[i].name == want["name"]
-                    and not match_attributes(events[i].attributes, attrs)), None)
-        if hit is None:
-            same = [e for e in events if e.name == want["name"]]
-            if same:
-                why = describe_mismatches(match_attributes(same[0].attributes, attrs), actual=same[0].attributes)
-                later = " after the previous expected event" if ordered and not why else ""
-                problems.append(f"event {want['name']!r}{later}: " + (why.replace("\n", "; ") or "out of order"))
-            else:
-                got = [e.name for e in events]
-                problems.append(f"missing event {want['name']!r}{did_you_mean(want['name'], got)}; "
-                                f"events recorded: {', '.join(got) or 'none'}")
-        elif ordered:
-            start = hit + 1
-    return problems
-
-
-def _exception_problems(span: model.Span, expected: Any) -> list[str]:
-    excs = span.exceptions()
-    if expected is False:
-        if excs:
-            first = excs[0].attributes
-            return [f"expected no recorded exception, got {first.get('exception.type')}: "
-                    f"{first.get('exception.message')}"]
-        return []
-    if not excs:
-        return ["expected a recorded exception (an 'exception' event from record_exception), got none"]
-    want = {}
-    if "type" in expected:
-        want["exception.type"] = expected_value(expected["type"])
-    if "message" in expected:
-        want["exception.message"] = expected_value(expected["message"])
-    if any(not match_attributes(e.attributes, want) for e in excs):
-        return []
-    e = excs[0]
-    return ["recorded exception differs: "
-            + describe_mismatches(match_attributes(e.attributes, want), actual=e.attributes).replace("\n", "; ")]
 
 
 # --- resource -------------------------------------------------------------------------------------
@@ -658,30 +621,23 @@ def _limit_forbidden(spec: Mapping[str, Any], telemetry: model.Telemetry, marks:
 
 
 def _limit_sensitive(spec: Any, telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:
-    from .. import lint
+    from ..sensitive import SensitiveRules, assert_no_sensitive
 
-    options: dict[str, Any] = {}
-    if isinstance(spec, Mapping) and (spec.get("keys") or spec.get("patterns")):
-        from ..sensitive import SensitiveRules
-
-        options["sensitive_rules"] = SensitiveRules.default().extend(keys=spec.get("keys", ()),
-                                                                     patterns=spec.get("patterns", ()))
-    report = lint.lint(telemetry, only={"sensitive"}, **options)
-    return _lint_problems(report, marks, cid)
+    rules = SensitiveRules.default()
+    if isinstance(spec, Mapping):
+        rules = rules.extend(keys=spec.get("keys", ()), patterns=spec.get("patterns", ()))
+    problems: list[str] = []
+    _attempt(problems, lambda: assert_no_sensitive(telemetry, rules))
+    return problems
 
 
 def _limit_no_errors(spec: Any, telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:
-    errors = [s for s in telemetry.spans if s.status_code == model.StatusCode.ERROR]
-    for s in errors:
-        marks[(s.trace_id, s.span_id)] = f"✗ {cid}: ERROR status"
-    if not errors:
-        return []
-    lines = [f"expected no span with ERROR status, found {len(errors)}:"]
-    for s in errors:
-        exc = s.exceptions()
-        detail = f"; exception {exc[0].attributes.get('exception.type')}" if exc else ""
-        lines.append(f"  {s.name} ({s.span_id_hex}): {s.status_description or 'no description'}{detail}")
-    return ["\n".join(lines)]
+    for s in telemetry.spans:
+        if s.status_code == model.StatusCode.ERROR:
+            marks[(s.trace_id, s.span_id)] = f"✗ {cid}: ERROR status"
+    problems: list[str] = []
+    _attempt(problems, SpanView(telemetry.spans).assert_no_errors)
+    return problems
 
 
 def _limit_lint(spec: Any, telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:

@@ -546,13 +546,25 @@ def _tree_problem(text: str) -> str | None:
 
 def _lint_issues(marks: _Marks, path: Path_, spec: Mapping[str, Any]) -> list[ContractIssue]:
     try:
-        from ..lint import RULES  # type: ignore[attr-defined]
+        from ..lint import RULES
     except ImportError:  # pragma: no cover - lint.py ships with the package
         return []
+    from dataclasses import fields
+
+    from ..lint import LintOptions
+
     known = list(RULES)
-    return [
+    issues = [
         marks.issue((*path, "disable", i), f"unknown lint rule {rule!r}{did_you_mean(rule, known)}; "
                                            f"rules: {', '.join(known)}")
         for i, rule in enumerate(spec.get("disable", ()))
         if rule not in known
     ]
+    options = [f.name for f in fields(LintOptions) if f.name != "disable"]
+    issues += [
+        marks.issue((*path, "options", key), f"unknown lint option{did_you_mean(key, options)}; "
+                                             f"options: {', '.join(options)}")
+        for key in spec.get("options", {})
+        if key not in options
+    ]
+    return issues
