@@ -178,7 +178,7 @@ class SpanView(Sequence[Span]):
 
     @staticmethod
     def _criteria(args: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in args.items() if k not in ("self", "__class__") and v is not None}
+        return {k: v for k, v in args.items() if k != "self" and not k.startswith("_") and v is not None}
 
     def _rejects(self, s: Span, c: Mapping[str, Any]) -> str | None:
         """Why ``s`` fails the criteria ``c`` (``None`` when it passes)."""
@@ -226,6 +226,7 @@ class SpanView(Sequence[Span]):
 
         Fails when none matches (listing what was recorded and the nearest miss) or several do.
         """
+        __tracebackhide__ = True
         c = self._criteria(locals())
         found = [s for s in self._spans if not self._rejects(s, c)]
         if len(found) == 1:
@@ -303,6 +304,7 @@ class SpanView(Sequence[Span]):
         where: Callable[[Span], bool] | None = None,
     ) -> SpanView:
         """Exactly ``expected`` spans match the criteria; returns them."""
+        __tracebackhide__ = True
         c = self._criteria({k: v for k, v in locals().items() if k != "expected"})
         found = [s for s in self._spans if not self._rejects(s, c)]
         if len(found) != expected:
@@ -322,6 +324,7 @@ class SpanView(Sequence[Span]):
 
     def assert_no_errors(self) -> SpanView:
         """No span in the view has status ERROR."""
+        __tracebackhide__ = True
         errors = [s for s in self._spans if s.status_code is StatusCode.ERROR]
         if errors:
             lines = []
@@ -337,6 +340,7 @@ class SpanView(Sequence[Span]):
 
     def assert_tree(self, expected: TreeSpec, *, exact: bool = False, ordered: bool = False) -> TreeMatch:
         """The expected tree embeds in this view's spans (see :func:`telemetry_asserts.tree.assert_tree`)."""
+        __tracebackhide__ = True
         return assert_tree(self._spans, expected, exact=exact, ordered=ordered)
 
 
@@ -396,18 +400,21 @@ class SpanAssert:
 
     def assert_parent(self, parent: Any) -> SpanAssert:
         """The parent is ``parent`` (a name/matcher or a span)."""
+        __tracebackhide__ = True
         reason = self._view._rejects(self.span, {"parent": parent})
         if reason:
             raise self._fail(f"expected parent {_describe_criteria({'p': parent})[2:]}, but it {reason}")
         return self
 
     def assert_root(self) -> SpanAssert:
+        __tracebackhide__ = True
         p = self._view.parent_of(self.span)
         if p is not None:
             raise self._fail(f"expected a root span, but its parent is {p.name!r}")
         return self
 
     def assert_kind(self, kind: Any) -> SpanAssert:
+        __tracebackhide__ = True
         want = _kind(kind)
         if self.span.kind is not want:
             raise self._fail(f"expected kind {want.value}, got {self.span.kind.value}")
@@ -420,6 +427,7 @@ class SpanAssert:
     ) -> SpanAssert:
         """Attributes match ``expected`` (plus keyword attributes): partial by default, ``exact``
         forbids unexpected keys. Values may be matchers; types compare the OpenTelemetry way."""
+        __tracebackhide__ = True
         want = dict(expected or {}, **kwargs)
         mismatches = match_attributes(self.span.attributes, want, exact=exact)
         if mismatches:
@@ -433,6 +441,7 @@ class SpanAssert:
 
     def assert_attribute(self, key: str, expected: Any) -> SpanAssert:
         """One attribute matches ``expected``."""
+        __tracebackhide__ = True
         return self.assert_attributes({key: expected})
 
     # -- status and errors --------------------------------------------------------------------
@@ -440,6 +449,7 @@ class SpanAssert:
     def assert_status(self, code: Any, description: Any = None) -> SpanAssert:
         """Status is ``code`` (``"ERROR"``/``"OK"``/``"UNSET"`` or an enum); ``description`` (a string
         or matcher) when given."""
+        __tracebackhide__ = True
         want = _status(code)
         s = self.span
         if s.status_code is not want:
@@ -453,17 +463,21 @@ class SpanAssert:
         return self
 
     def assert_ok(self) -> SpanAssert:
+        __tracebackhide__ = True
         return self.assert_status(StatusCode.OK)
 
     def assert_unset(self) -> SpanAssert:
+        __tracebackhide__ = True
         return self.assert_status(StatusCode.UNSET)
 
     def assert_error(self, description: Any = None) -> SpanAssert:
+        __tracebackhide__ = True
         return self.assert_status(StatusCode.ERROR, description)
 
     def assert_exception(self, type: Any = None, message: Any = None) -> SpanAssert:  # noqa: A002
         """An ``exception`` event was recorded, of ``type`` (a class, or a name: ``ValueError`` or
         ``pkg.mod.Error``) and with ``message`` (a string or matcher) when given."""
+        __tracebackhide__ = True
         events = self.span.exceptions()
         if not events:
             raise self._fail(f"expected a recorded exception, found none (events: {_event_names(self.span.events)})")
@@ -483,6 +497,7 @@ class SpanAssert:
         raise self._fail(f"no recorded exception with {' and '.join(want)}; recorded: {recorded}")
 
     def assert_no_exception(self) -> SpanAssert:
+        __tracebackhide__ = True
         events = self.span.exceptions()
         if events:
             first = events[0].attributes
@@ -496,6 +511,7 @@ class SpanAssert:
 
     def assert_event(self, name: Any, attributes: Mapping[str, Any] | None = None, *, exact: bool = False) -> SpanAssert:
         """An event called ``name`` with ``attributes`` (partial unless ``exact``) was added."""
+        __tracebackhide__ = True
         named = [e for e in self.span.events if _name_matches(e.name, name)]
         if not named:
             hint = ""
@@ -517,6 +533,7 @@ class SpanAssert:
     def assert_events(self, *names: Any, exact: bool = False) -> SpanAssert:
         """Events with these names occur in this order (others may come between, unless ``exact``:
         then the span has exactly these events)."""
+        __tracebackhide__ = True
         recorded = [e.name for e in self.span.events]
         if exact:
             ok = len(recorded) == len(names) and all(_name_matches(r, n) for r, n in zip(recorded, names))
@@ -533,6 +550,7 @@ class SpanAssert:
 
     def assert_link(self, to: Any = None, *, trace: Any = None, attributes: Mapping[str, Any] | None = None) -> SpanAssert:
         """A link to span ``to`` (a span), or to trace ``trace``, with ``attributes`` (partial)."""
+        __tracebackhide__ = True
         links = self.span.links
         target = _unwrap(to) if to is not None else None
         trace_id = _trace_of(trace) if trace is not None else None

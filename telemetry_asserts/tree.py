@@ -772,6 +772,7 @@ def assert_tree(
     ``ExpectedSpan.exact`` / ``"exact"``). ``ordered=True``: siblings in start-time order.
     On failure the message names the first divergence and prints both trees, marked.
     """
+    __tracebackhide__ = True
     roots = expected_tree(expected)
     forest = SpanForest(spans)
     engine = _Engine(forest, exact, ordered)

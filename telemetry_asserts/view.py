@@ -112,6 +112,7 @@ class LiveTelemetryView(TelemetryView):
     def wait_until(self, assertion: Callable[[], T], timeout_s: float = 5.0, interval_s: float = 0.02) -> T:
         """Retry ``assertion`` (which reads this view) until it passes or ``timeout_s`` elapses,
         then fail with its last message."""
+        __tracebackhide__ = True
         return wait_until(assertion, timeout_s=timeout_s, interval_s=interval_s, before_each=self._capture.force_flush)
 
 

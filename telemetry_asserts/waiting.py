@@ -32,6 +32,7 @@ def wait_until(
     with the number of attempts and the last failure's message (chained to it). Exceptions other
     than ``AssertionError`` propagate at once: they are bugs, not "not yet".
     """
+    __tracebackhide__ = True
     if timeout_s < 0:
         raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
     deadline = time.monotonic() + timeout_s
