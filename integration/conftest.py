@@ -130,7 +130,8 @@ class ChainFactory:
         return collector.start() if start else collector
 
     def chain(self, receiver_options: Mapping[str, Any] | None = None, **settings: Any) -> Chain:
-        receiver = self.receiver(**dict(receiver_options or {}))
+        """A receiver (HTTP only, so OTLP/gRPC can reach it only through the collector) and its collector."""
+        receiver = self.receiver(**{"grpc_port": None, **dict(receiver_options or {})})
         return Chain(receiver, self.collector(receiver.http_endpoint, **settings))
 
     def close(self) -> None:
@@ -151,10 +152,14 @@ def make_chain(collector_mode: Mode, collector_image: ImageInfo | None) -> Itera
         factory.close()
 
 
-@pytest.fixture
-def chain(make_chain: ChainFactory) -> Chain:
-    """pipeline -> collector -> receiver with default settings."""
-    return make_chain.chain()
+@pytest.fixture(scope="module")
+def module_chains(collector_mode: Mode, collector_image: ImageInfo | None) -> Iterator[ChainFactory]:
+    """Like :func:`make_chain`, shared by one test module (for runs several tests read)."""
+    factory = ChainFactory(collector_mode, collector_image)
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 # --- inputs ---------------------------------------------------------------------------------

@@ -83,6 +83,19 @@ def test_series_carry_the_names_the_course_queries(prometheus: PrometheusServer)
     assert not any(n.endswith("_executions_total") for n in names)
 
 
+def test_the_contracts_prometheus_names_are_real_series(prometheus: PrometheusServer) -> None:
+    """``prometheus_name`` in pipeline/contract.yaml (checked there with the exporter's naming) is what a
+    real Prometheus stores."""
+    import pipeline
+    from telemetry_asserts.contracts import load_contract
+
+    contract = load_contract(Path(pipeline.__file__).with_name("contract.yaml"))
+    stated = {c.spec["prometheus_name"] for c in contract.checks if c.section == "metrics" and "prometheus_name" in c.spec}
+    assert "neuro_stages_executed_total" in stated
+    served = {s["metric"]["__name__"] for s in prometheus.query('count by (__name__) ({__name__=~"neuro_.*"})')}
+    assert stated <= served, f"stated in the contract but not in Prometheus: {sorted(stated - served)}"
+
+
 def test_target_resource_reaches_prometheus(prometheus: PrometheusServer) -> None:
     info = prometheus.query("target_info")
     assert [s["metric"].get("service_name") for s in info] == ["neuro-preprocess"]
