@@ -6,8 +6,9 @@ not 100), each naming the span path or metric it came from. Every rule has a thr
 loop_threshold=50)``.
 
 Rules: ``tight_loop`` (more than ``loop_threshold`` same-named siblings under one parent),
-``trivial_span`` (an INTERNAL leaf span without events, links or error, shorter than
-``trivial_threshold_us``), ``meaningless_attribute`` (``data``, ``temp``, ``value``, one letter...),
+``trivial_span`` (an INTERNAL leaf span without attributes, events, links or error, shorter than
+``trivial_threshold_us``: it only says a function ran; a span that records a result carries
+information and is left alone), ``meaningless_attribute`` (``data``, ``temp``, ``value``, one letter...),
 ``oversize_attribute`` (strings over ``max_attribute_length`` chars, arrays over
 ``max_array_length``), ``id_like_metric_attribute`` (ids, UUIDs, paths, e-mails, timestamps as
 metric attribute values), ``high_cardinality_metric`` (a metric attribute with more than
@@ -229,6 +230,7 @@ class _Linter:
             if (
                 s.kind == SpanKind.INTERNAL
                 and (s.trace_id, s.span_id) not in self.children
+                and not s.attributes
                 and not s.events
                 and not s.links
                 and s.status_code != StatusCode.ERROR

@@ -155,6 +155,7 @@ class TestTrivialSpan:
         f.add("db", root, duration_ns=1 * US, kind=SpanKind.CLIENT)
         f.add("closed", root, duration_ns=1 * US, events=(Event("file_closed"),))
         f.add("failed", root, duration_ns=1 * US, status_code=StatusCode.ERROR)
+        f.add("planned", root, duration_ns=1 * US, attributes=Attributes({"neuro.batch.to_process": 3}))
         assert not lint(f.telemetry())
         assert [x.where for x in lint(f.telemetry(), trivial_threshold_us=100)] == ["process_file > quick"]
 
