@@ -246,8 +246,6 @@ def _parse_label(body: str, number: int) -> tuple[str, dict[str, Any] | None, St
             loaded = yaml.safe_load(body[brace:])
         except yaml.YAMLError as exc:
             raise TreeSyntaxError(f"line {number}: cannot read the attributes {body[brace:]!r}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise TreeSyntaxError(f"line {number}: attributes must be a mapping, got {body[brace:]!r}")
         attributes = {str(k): v for k, v in loaded.items()}
         body = body[:brace].strip()
     if not body or any(ch.isspace() for ch in body):
@@ -685,27 +683,23 @@ class _Explainer:
         where = self.where(i)
         wanted = sum(1 for c in parent_e.children if c.name == k.name)
         have = len(self.engine.child_candidates(k, i))
-        if isinstance(k.name, str) and have and wanted > have:
-            head = f"expected {wanted} spans named {name!r} under {where}, recorded {have}"
-        else:
-            head = f"missing span {name!r} under {where}"
+        if have:  # alignment only leaves a node out when its same-named spans ran out
+            return _Divergence(
+                f"expected {wanted} spans named {name!r} under {where}, recorded {have}", k, "missing"
+            )
+        head = f"missing span {name!r} under {where}"
         taken = {a for a in assignment if a is not None}
         free = [c for c in self.forest.children[i] if c not in taken]
         candidate = self._closest(k, free)
-        hint = ""
         if candidate is not None:
             hint = f"; closest candidate: {self.forest.spans[candidate].name!r} (a child of {where})"
-        elif isinstance(k.name, str) and have and wanted <= have:
-            first = self.engine.child_candidates(k, i)[0]
-            return self.descend(k, first)
         else:
-            elsewhere = self._closest(k, range(len(self.forest.spans)), exclude_subtree=i)
-            if elsewhere is not None:
-                other = self.forest.spans[elsewhere]
-                parent = self.forest.parent[elsewhere]
+            candidate = self._closest(k, (n for n in range(len(self.forest.spans)) if n != i and n not in taken))
+            hint = ""
+            if candidate is not None:
+                parent = self.forest.parent[candidate]
                 at = f"under {self.where(parent)}" if parent is not None else "as a root"
-                hint = f"; closest candidate: {other.name!r}, recorded {at}"
-                candidate = elsewhere
+                hint = f"; closest candidate: {self.forest.spans[candidate].name!r}, recorded {at}"
         return _Divergence(head + hint, k, "missing", candidate, "closest candidate" if candidate is not None else "")
 
     def missing_root(self, e: ExpectedSpan) -> _Divergence:
@@ -728,14 +722,11 @@ class _Explainer:
             hint = f"; closest candidate: {self.forest.spans[candidate].name!r}, recorded {at}"
         return _Divergence(head + hint, e, "missing", candidate, "closest candidate" if candidate is not None else "")
 
-    def _closest(self, e: ExpectedSpan, pool: Iterable[int], exclude_subtree: int | None = None) -> int | None:
-        """The span in ``pool`` most similar by name (same name first), nearest in position."""
+    def _closest(self, e: ExpectedSpan, pool: Iterable[int]) -> int | None:
+        """The span in ``pool`` with the same name, else the most similar name (first in position)."""
         if not isinstance(e.name, str):
             return None
-        excluded: set[int] = set()
-        if exclude_subtree is not None:
-            excluded = {n for n, _ in self.forest.walk([exclude_subtree])}
-        pool = [i for i in pool if i not in excluded]
+        pool = list(pool)
         same = [i for i in pool if self.forest.spans[i].name == e.name]
         if same:
             return same[0]
