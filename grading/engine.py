@@ -362,7 +362,8 @@ def judge_exercises(exercises: Sequence[Exercise], evidence: Evidence | None, pr
         checks = []
         for spec in ex.checks:
             if evidence is None:
-                checks.append(CheckResult(ex.id, spec.id, spec.title, 0.0, spec.points, False, spec.feedback, problem))
+                headline = problem.splitlines()[0] if problem else "the run produced no telemetry"
+                checks.append(CheckResult(ex.id, spec.id, spec.title, 0.0, spec.points, False, spec.feedback, headline))
                 continue
             verdict = run_check(spec.kind, evidence, {"scenario": "success", **spec.params})
             checks.append(
