@@ -179,7 +179,7 @@ def parse_contract(text: str, source: str = "<string>") -> Contract:
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         raise ContractError([ContractIssue(source, line, col, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
