@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import TelemetryAssertionError
-from .model import MetricPoint
+from .model import Attributes, MetricPoint
 
 __all__ = [
     "IdLikeAttribute",
@@ -31,6 +31,11 @@ __all__ = [
 class HasAttributes(Protocol):
     @property
     def attributes(self) -> Mapping[str, Any]: ...
+
+
+def _items(attrs: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    """Fast item iteration (the model's Attributes copies to a dict faster than ItemsView walks)."""
+    return attrs.to_dict().items() if isinstance(attrs, Attributes) else attrs.items()
 
 
 def _typed(value: Any) -> Any:
@@ -58,7 +63,7 @@ def attribute_cardinality(items: Iterable[HasAttributes]) -> dict[str, int]:
     """Number of distinct values per attribute key."""
     counts: dict[str, set[Any]] = {}
     for item in items:
-        for k, v in item.attributes.items():
+        for k, v in _items(item.attributes):
             counts.setdefault(k, set()).add(_typed(v))
     return {k: len(v) for k, v in counts.items()}
 
@@ -67,7 +72,7 @@ def series_count(points: Iterable[MetricPoint]) -> dict[str, int]:
     """Number of distinct attribute sets (time series) per metric name."""
     series: dict[str, set[Any]] = {}
     for p in points:
-        series.setdefault(p.name, set()).add(frozenset((k, _typed(v)) for k, v in p.attributes.items()))
+        series.setdefault(p.name, set()).add(frozenset([(k, _typed(v)) for k, v in _items(p.attributes)]))
     return {name: len(s) for name, s in series.items()}
 
 
@@ -159,10 +164,20 @@ class IdLikeAttribute:
 def find_id_like(points: Iterable[MetricPoint], *, min_fraction: float = 0.5) -> list[IdLikeAttribute]:
     """Metric attributes where at least ``min_fraction`` of the distinct values look like ids
     (the most common kind is reported), in first-seen order of (metric, key)."""
+    return _id_like(_metric_values(points), min_fraction)
+
+
+def _metric_values(points: Iterable[MetricPoint]) -> dict[tuple[str, str], dict[Any, Any]]:
+    """Distinct values (typed identity -> value) per (metric name, attribute key)."""
     values: dict[tuple[str, str], dict[Any, Any]] = {}
     for p in points:
-        for k, v in p.attributes.items():
-            values.setdefault((p.name, k), {}).setdefault(_typed(v), v)
+        name = p.name
+        for k, v in _items(p.attributes):
+            values.setdefault((name, k), {}).setdefault(_typed(v), v)
+    return values
+
+
+def _id_like(values: Mapping[tuple[str, str], Mapping[Any, Any]], min_fraction: float) -> list[IdLikeAttribute]:
     found = []
     for (metric, key), distinct in values.items():
         kinds: dict[str, list[Any]] = {}

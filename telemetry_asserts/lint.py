@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .cardinality import _typed, find_id_like, series_count
+from .cardinality import _id_like, _items, _metric_values, series_count
 from .errors import TelemetryAssertionError, did_you_mean
 from .model import Span, SpanKind, StatusCode, Telemetry
 from .sensitive import SensitiveRules, find_sensitive
@@ -165,7 +165,14 @@ class _Linter:
             if s.parent_span_id and (s.trace_id, s.parent_span_id) in self.by_id:
                 self.children.setdefault((s.trace_id, s.parent_span_id), []).append(s)
         self._paths: dict[tuple[int, int], str] = {}
+        self._metric_values: dict[tuple[str, str], dict[Any, Any]] | None = None
+        self._meaningless_memo: dict[str, bool] = {}
         self.findings: list[Finding] = []
+
+    def metric_values(self) -> dict[tuple[str, str], dict[Any, Any]]:
+        if self._metric_values is None:
+            self._metric_values = _metric_values(self.t.metrics)
+        return self._metric_values
 
     def add(self, rule: str, where: str, message: str) -> None:
         self.findings.append(Finding(rule, message, where, _SEVERITY[rule]))
@@ -262,13 +269,18 @@ class _Linter:
             yield f"log {r.scope.name!r}" if r.scope.name else "log", r.attributes
 
     def _meaningless(self, key: str) -> bool:
-        k = key.lower()
-        return len(k) == 1 or k in self.o.meaningless_names or re.sub(r"\d+$", "", k) in self.o.meaningless_names
+        hit = self._meaningless_memo.get(key)
+        if hit is None:
+            k = key.lower()
+            names = self.o.meaningless_names
+            hit = len(k) == 1 or k in names or re.sub(r"\d+$", "", k) in names
+            self._meaningless_memo[key] = hit
+        return hit
 
     def meaningless(self) -> None:
         seen: dict[tuple[str, str], int] = {}
         for where, attrs in self._all_attributes():
-            for key in attrs:
+            for key in list(attrs):
                 if self._meaningless(key):
                     seen[(where, key)] = seen.get((where, key), 0) + 1
         for (where, key), n in seen.items():
@@ -282,7 +294,7 @@ class _Linter:
     def oversize(self) -> None:
         seen: dict[tuple[str, str], tuple[int, str]] = {}
         for where, attrs in self._all_attributes():
-            for key, value in attrs.items():
+            for key, value in _items(attrs):
                 if key in self.o.oversize_exempt_keys:
                     continue
                 if isinstance(value, str) and len(value) > self.o.max_attribute_length:
@@ -305,7 +317,7 @@ class _Linter:
     # -- metrics ---------------------------------------------------------------------------------
     def id_like(self, skip: set[tuple[str, str]]) -> set[tuple[str, str]]:
         flagged = set()
-        for f in find_id_like(self.t.metrics, min_fraction=self.o.id_like_fraction):
+        for f in _id_like(self.metric_values(), self.o.id_like_fraction):
             where = f"metric {f.metric!r}"
             if (where, f.key) in skip:
                 continue
@@ -320,10 +332,7 @@ class _Linter:
         return flagged
 
     def high_cardinality(self, skip: set[tuple[str, str]]) -> None:
-        values: dict[tuple[str, str], set[Any]] = {}
-        for p in self.t.metrics:
-            for k, v in p.attributes.items():
-                values.setdefault((p.name, k), set()).add(_typed(v))
+        values = self.metric_values()
         reported = {where for where, _ in skip}
         for (name, key), vs in values.items():
             where = f"metric {name!r}"

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cardinality import _items
 from .errors import TelemetryAssertionError
 from .model import Telemetry
 
@@ -150,7 +151,7 @@ class SensitiveRules:
         """Every sensitive key or value among ``attributes`` (one match per key)."""
         memo: dict[Any, str | None] = {} if _memo is None else _memo
         out = []
-        for key, value in attributes.items():
+        for key, value in _items(attributes):
             if key in self.allow_keys:
                 continue
             k = ("k", key)
