@@ -325,8 +325,9 @@ def _span_problems(check: Check, telemetry: model.Telemetry, marks: Marks) -> li
     for span in selected:
         found = _one_span_problems(SpanAssert(span, view), view, spec)
         if found:
-            marks[(span.trace_id, span.span_id)] = f"✗ {check.id}: {found[0].splitlines()[0]}"
-            problems.append(f"span {view.path(span)} ({span.span_id_hex}):\n" + _indent("\n".join(found)))
+            first = found[0].splitlines()[0]
+            marks[(span.trace_id, span.span_id)] = f"✗ {check.id}: {first.split('): ', 1)[-1]}"
+            problems += found
     return problems
 
 
@@ -362,8 +363,9 @@ def _one_span_problems(sa: SpanAssert, view: SpanView, spec: Mapping[str, Any]) 
                 expected_value(exc["type"]) if "type" in exc else None,
                 expected_value(exc["message"]) if "message" in exc else None))
     span = sa.span
+    here = f"span {view.path(span)!r} ({span.span_id_hex}): "
     if "links" in spec and not _count_ok(len(span.links), spec["links"]):
-        problems.append(f"links: expected {_describe_count(spec['links'])}, got {len(span.links)}")
+        problems.append(f"{here}expected {_describe_count(spec['links'])} link(s), got {len(span.links)}")
     if "linked_to" in spec:
         targets = view.filter(spec["linked_to"])
         ok = False
@@ -378,7 +380,7 @@ def _one_span_problems(sa: SpanAssert, view: SpanView, spec: Mapping[str, Any]) 
             known = {(s.trace_id, s.span_id): s.name for s in view}
             names = [known.get((ln.trace_id, ln.span_id)) for ln in span.links]
             shown = ", ".join(repr(n) if n else "(a span not recorded)" for n in names) or "no links"
-            problems.append(f"expected a link to a span {spec['linked_to']!r}, links to: {shown}")
+            problems.append(f"{here}expected a link to a span {spec['linked_to']!r}, links to: {shown}")
     return problems
 
 
