@@ -211,7 +211,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
 
             def on_result(result: FileResult) -> None:
                 report(result)
-                bar.update(1)
+                if run_batch is None or result.status == "skipped":  # workers advance it as files finish
+                    bar.update(1)
 
             def on_plan(todo: int, done: int) -> None:
                 _write_line(f"{todo} to process, {done} already done", stdout, bar)
@@ -220,8 +221,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
             if run_batch is not None:
                 def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[FileResult]:
                     return run_batch(
-                        paths, args.output_dir, config, batch_context=batch_context,
-                        workers=args.workers, dask_scheduler=args.dask_scheduler, env=dict(env),
+                        paths, args.output_dir, config, batch_context=batch_context, workers=args.workers,
+                        dask_scheduler=args.dask_scheduler, env=dict(env), telemetry=telemetry,
+                        on_result=lambda _result: bar.update(1),
                     )
             batch = process_batch(
                 inputs, args.output_dir, config, telemetry=telemetry, registry=registry,

@@ -564,7 +564,8 @@ def process_batch(
 
     With ``resume`` inputs already done (registry: same checksum and parameters, status success) are
     skipped and counted as ``neuro.files.processed{status=skipped}``. ``runner(paths, batch_context)``
-    replaces the in-process loop (e.g. a worker pool); it must return one result per path.
+    replaces the in-process loop (e.g. ``pipeline.parallel.run_batch`` in a closure): it must return
+    one result per path, in order; ``on_result`` is then called for each of them.
     ``on_plan(to_process, already_done)`` is called once planned, ``on_result`` after each file.
     """
     config = config or PipelineConfig.create()
@@ -594,7 +595,7 @@ def process_batch(
             if on_result is not None:
                 on_result(skipped)
         if runner is not None:
-            results = list(runner(todo, batch_context))
+            results = list(runner(todo, batch_context)) if todo else []
             if len(results) != len(todo):
                 raise RuntimeError(f"batch runner returned {len(results)} results for {len(todo)} inputs")
             for p, r in zip(todo, results):
