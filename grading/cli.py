@@ -45,7 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "starter":
         return _starter(args.dir)
-    return _grade(parser, args)
+    return _grade(parser, args)[0]
+
+
+def grade_command(argv: Sequence[str]) -> tuple[int, list[SubmissionResult]]:
+    """``neuro-grade grade ARGV...`` in-process: the exit code and the results (for tests and tools)."""
+    parser = _parser()
+    return _grade(parser, parser.parse_args(["grade", *argv]))
 
 
 def _starter(directory: Path) -> int:
@@ -60,7 +66,7 @@ def _starter(directory: Path) -> int:
     return 0
 
 
-def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[int, list[SubmissionResult]]:
     if args.jobs < 1:
         parser.error("-j must be >= 1")
     if args.timeout_s <= 0 or args.memory_mb < 128:
@@ -95,7 +101,7 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         write_junit(results, args.junit_xml)
     if args.csv:
         write_csv(results, args.csv)
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return (0 if all(r.status == "ok" for r in results) else 1), results
 
 
 if __name__ == "__main__":  # pragma: no cover

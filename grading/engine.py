@@ -336,7 +336,11 @@ def evidence_text(check: CheckSpec, evidence: Evidence) -> str:
     scenario = check.params.get("scenario", "success")
     if check.kind in _SPAN_KINDS:
         spans = evidence.scope(scenario).spans
-        return f"your span tree ({scenario.replace('_', '-')} run):\n" + render_tree(spans, durations=False, max_lines=40)
+        text = f"your span tree ({scenario.replace('_', '-')} run):\n" + render_tree(spans, durations=False, max_lines=40)
+        if check.kind in ("span_event", "span_exception"):
+            events = [f"  {s.name}: {', '.join(e.name for e in s.events) or '(none)'}" for s in spans[:30]]
+            text += "\nevents per span:\n" + "\n".join(events)
+        return text
     if check.kind in _METRIC_KINDS:
         name = check.params.get("metric")
         points = [p for p in evidence.telemetry.metrics if name is None or p.name == name] or list(evidence.telemetry.metrics)
@@ -355,6 +359,13 @@ def evidence_text(check: CheckSpec, evidence: Evidence) -> str:
     return ""
 
 
+def _with_expected(spec: CheckSpec, actual: str) -> str:
+    if not spec.expected:
+        return actual
+    expected = "expected:\n" + spec.expected
+    return f"{expected}\n\n{actual}" if actual else expected
+
+
 def judge_exercises(exercises: Sequence[Exercise], evidence: Evidence | None, problem: str) -> tuple[ExerciseResult, ...]:
     """Score every check; with no evidence (a failed run) every check gets 0 and the run's problem."""
     results = []
@@ -369,7 +380,7 @@ def judge_exercises(exercises: Sequence[Exercise], evidence: Evidence | None, pr
             checks.append(
                 CheckResult(
                     ex.id, spec.id, spec.title, spec.points if verdict.passed else 0.0, spec.points, verdict.passed,
-                    spec.feedback, verdict.detail, "" if verdict.passed else evidence_text(spec, evidence),
+                    spec.feedback, verdict.detail, "" if verdict.passed else _with_expected(spec, evidence_text(spec, evidence)),
                 )
             )
         results.append(ExerciseResult(ex.id, ex.title, tuple(checks)))

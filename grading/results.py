@@ -80,6 +80,8 @@ def feedback_text(result: SubmissionResult, *, verbose: bool = True) -> str:
                 if c.detail and c.detail != result.problem:
                     lines.append(f"       {c.detail}")
                 lines.append(f"       what to do: {c.feedback}")
+                if verbose and c.evidence:
+                    lines += ["       " + line for line in c.evidence.splitlines()]
     if verbose and result.telemetry_report:
         lines += ["", "What your run produced:", result.telemetry_report]
     return "\n".join(lines)

@@ -12,6 +12,9 @@
         kind: span_present          # a judge of grading.checks
         points: 2
         feedback: what to do when this check fails
+        expected: |                 # optional: what a correct run shows, printed next to the actual
+          write_output
+          └─ write_metadata
         with: {span: write_metadata}
 
 ``mistakes/*.yaml``: a common-mistake submission as edits applied to a materialised reference (see
@@ -46,6 +49,7 @@ class CheckSpec:
     points: float
     feedback: str
     params: Mapping[str, Any]
+    expected: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ def parse_exercise(data: Any, source: str) -> Exercise:
                 points=float(points),
                 feedback=str(_require(raw, "feedback", str, where)).strip(),
                 params=dict(raw.get("with") or {}),
+                expected=str(raw.get("expected", "")).rstrip(),
             )
         )
     if not checks:
