@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import nibabel as nib
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -9,7 +13,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from telemetry_asserts.capture import metrics_from_sdk, spans_from_sdk
+from pipeline.phantom import make_head_phantom
+from pipeline.processor import process_batch
+from pipeline.registry import RunRegistry
+from pipeline.telemetry import PipelineTelemetry
+from telemetry_asserts.capture import Capture, metrics_from_sdk, spans_from_sdk
 from telemetry_asserts.errors import TelemetryAssertionError
 from telemetry_asserts.lint import RULES, Finding, LintOptions, LintReport, lint
 from telemetry_asserts.model import (
@@ -264,3 +272,25 @@ class TestReport:
 
     def test_every_rule_can_be_disabled(self) -> None:
         assert not lint(Telemetry(), disable=set(RULES))
+
+
+def test_the_pipeline_run_is_clean(tmp_path: Path) -> None:
+    """Dogfooding: a real batch (a good input, a broken one, then a resumed re-run) gives no finding."""
+    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), tmp_path / "sub-01_T1w.nii.gz")
+    broken = tmp_path / "sub-99_T1w.nii.gz"
+    broken.write_bytes(b"not a nifti file")
+    inputs = sorted(tmp_path.glob("*.nii.gz"))
+    (tmp_path / "out").mkdir()
+    capture = Capture()
+    try:
+        with capture.capturing_logs(logging.DEBUG, "pipeline"):
+            tm = PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
+            registry = RunRegistry(tmp_path / "out" / "runs.sqlite")
+            process_batch(inputs, tmp_path / "out", telemetry=tm, registry=registry)
+            process_batch(inputs, tmp_path / "out", telemetry=tm, registry=registry, resume=True)
+        telemetry = capture.snapshot()
+    finally:
+        capture.shutdown()
+    assert {"process_batch", "plan_batch", "process_file", "load_file"} <= {s.name for s in telemetry.spans}
+    assert telemetry.metrics and telemetry.logs
+    lint(telemetry).assert_clean()
