@@ -1,0 +1,298 @@
+"""Faults around the collector: absent, restarted mid-batch, a slow receiver behind it, no engine.
+
+Measured figures (shutdown time, loss, memory) go to the terminal summary of the run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from integration import FAST_ARGS, console_script, pipeline_env, settle
+from integration.collector import (
+    CollectorSettings,
+    CollectorUnavailable,
+    RotelCollector,
+    build_context,
+    context_digest,
+    ensure_image,
+    free_port,
+    resolve_mode,
+    rotel_binary,
+)
+from integration.conftest import ChainFactory, report_note
+from telemetry_asserts.model import Telemetry
+
+FILE_SPANS = (
+    "process_file", "load_file", "process_image", "bias_correction", "skull_strip",
+    "normalize", "smooth", "resample", "write_output", "write_metadata",
+)
+HANG_GUARD_S = 30.0
+EXPORT_FAILURE = re.compile(r"export.*(fail|error|unavailable)|(fail|error|unavailable).*export", re.IGNORECASE)
+
+
+class TimedRun:
+    """``neuro-preprocess`` as a subprocess, timing when its summary line appears and when it exits."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [console_script(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.stdout: list[str] = []
+        self.summary_at: float | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.stdout.append(line)
+            if re.match(r"\d+ inputs?: ", line):
+                self.summary_at = time.monotonic()
+
+    def wait(self, timeout_s: float = 120.0) -> tuple[int, str]:
+        """Exit code and stderr."""
+        _, stderr = self.process.communicate(timeout=timeout_s)
+        self.exited = time.monotonic()
+        self._reader.join(5)
+        return self.process.returncode, stderr
+
+    @property
+    def shutdown_s(self) -> float:
+        """From the summary line (printed right before telemetry shutdown) to the process exit."""
+        assert self.summary_at is not None, f"no summary line in {''.join(self.stdout)!r}"
+        return self.exited - self.summary_at
+
+
+def _copies(phantoms: list[Path], folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        target = folder / f"sub-{i + 1:02d}_T1w.nii.gz"
+        shutil.copyfile(phantoms[i % len(phantoms)], target)
+        out.append(target)
+    return out
+
+
+def _outputs_written(out: Path, inputs: list[Path]) -> None:
+    for path in inputs:
+        stem = path.name.removesuffix(".nii.gz")
+        assert (out / f"{stem}_preproc.nii.gz").is_file(), f"no output for {path.name}"
+        assert (out / f"{stem}_metadata.json").is_file(), f"no metadata for {path.name}"
+
+
+# --- collector not started --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_collector_down_pipeline_finishes_and_logs_the_failure_once(
+    protocol: str, phantoms: list[Path], tmp_path: Path
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    out = tmp_path / "out"
+    env = pipeline_env(nobody, protocol, OTEL_BSP_SCHEDULE_DELAY="100", OTEL_BLRP_SCHEDULE_DELAY="100")
+    run = TimedRun(["process", *map(str, phantoms[:2]), "-o", str(out), *FAST_ARGS], env)
+    code, stderr = run.wait()
+    assert code == 0, f"exit {code}:\n{stderr}"
+    _outputs_written(out, phantoms[:2])
+    failures = [line for line in stderr.splitlines() if EXPORT_FAILURE.search(line)]
+    assert len(failures) == 1, "the export failure must be logged exactly once:\n" + "\n".join(failures)
+    assert run.shutdown_s < HANG_GUARD_S
+    report_note(
+        f"collector down ({protocol}): telemetry shutdown took {run.shutdown_s:.2f} s, "
+        f"whole run {run.exited - run.started:.2f} s, 1 export-failure line"
+    )
+
+
+# --- collector restarted mid-batch ------------------------------------------------------------------
+
+
+def test_collector_restart_mid_batch_spans_after_the_restart_arrive(
+    make_chain: ChainFactory, phantoms: list[Path], tmp_path: Path
+) -> None:
+    inputs = _copies(phantoms, tmp_path / "in", 4)
+    out = tmp_path / "out"
+    chain = make_chain.chain()
+    env = pipeline_env(chain.endpoint("grpc"), "grpc", OTEL_BSP_SCHEDULE_DELAY="100", OTEL_BLRP_SCHEDULE_DELAY="100")
+    run = TimedRun(["batch", str(tmp_path / "in"), "-o", str(out)], env)  # full N4: ~1-2 s per file
+    # restart as soon as the first file's load_file arrived: the batch is then under way
+    chain.receiver.wait_for(lambda t: any(s.name == "load_file" for s in t.spans), timeout_s=60)
+    chain.collector.restart(down_s=1.0)
+    back_ns = time.time_ns()
+    code, stderr = run.wait()
+    assert code == 0, f"exit {code}:\n{stderr}"
+    _outputs_written(out, inputs)
+    telemetry = settle(chain.receiver, lambda t: True, idle_s=1.0)
+
+    roots = [s for s in telemetry.spans if s.name == "process_file"]
+    after = [r for r in roots if r.start_time_ns > back_ns]
+    assert after, f"no file started after the restart ({len(roots)} roots arrived): make the batch longer"
+    for root in after:
+        names = {s.name for s in telemetry.trace(root.trace_id).spans}
+        missing = set(FILE_SPANS) - names
+        assert not missing, f"{root.attributes.get('neuro.file.name')} after the restart lacks {sorted(missing)}"
+        loading = [r for r in telemetry.trace(root.trace_id).logs if str(r.body) == "Loading file"]
+        assert len(loading) == 1
+    sent = len(FILE_SPANS) * len(inputs)
+    arrived = sum(s.name in FILE_SPANS for s in telemetry.spans)
+    report_note(
+        f"collector restart mid-batch ({chain.collector.mode}): {arrived} of {sent} file spans arrived "
+        f"(loss {sent - arrived}); {len(roots)} of {len(inputs)} file traces, {len(after)} started after the restart"
+    )
+    assert arrived <= sent
+
+
+# --- slow receiver behind the collector ---------------------------------------------------------------
+
+
+def _push_spans(endpoint: str, total: int, batch: int = 1000) -> int:
+    """Export ``total`` spans to ``endpoint`` over OTLP/gRPC, ``batch`` per request; spans acknowledged."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="slow-receiver-test"))])
+    acknowledged = 0
+    with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        for start in range(0, total, batch):
+            spans = [
+                trace_pb2.Span(
+                    trace_id=(i + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="load",
+                    start_time_unix_nano=1, end_time_unix_nano=2,
+                    attributes=[KeyValue(key="payload", value=AnyValue(string_value="x" * 200))],
+                )
+                for i in range(start, min(start + batch, total))
+            ]
+            request = trace_service_pb2.ExportTraceServiceRequest(
+                resource_spans=[trace_pb2.ResourceSpans(resource=resource, scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]
+            )
+            try:
+                response = stub.Export(request, timeout=30)
+            except grpc.RpcError:
+                continue
+            acknowledged += len(spans) - response.partial_success.rejected_spans
+    return acknowledged
+
+
+class PeakRss:
+    """Samples a process's RSS every 50 ms in a thread; ``peak`` in bytes."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self._read = read
+        self.peak = read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                self.peak = max(self.peak, self._read())
+            except (OSError, RuntimeError):
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(2)
+        return self.peak
+
+
+def test_slow_receiver_memory_stays_bounded(make_chain: ChainFactory) -> None:
+    bound_items = 20_000
+    chain = make_chain.chain(
+        receiver_options={"delay_s": 2.0, "max_buffered_items": bound_items},
+        batch_max_size=2000,
+        retry_max_elapsed_time="5s",
+    )
+    baseline = chain.collector.rss_bytes()
+    sampler = PeakRss(chain.collector.rss_bytes)
+    total = 60_000
+    t0 = time.monotonic()
+    acknowledged = _push_spans(chain.collector.grpc_endpoint, total)
+    pushed_s = time.monotonic() - t0
+
+    def delivered() -> int:  # kept plus dropped-at-the-bound: everything the receiver was handed
+        return len(chain.receiver.telemetry().spans) + chain.receiver.stats.dropped_items
+
+    deadline = time.monotonic() + 60
+    while delivered() < acknowledged and time.monotonic() < deadline:
+        time.sleep(0.2)
+    drained_s = time.monotonic() - t0
+    peak = sampler.stop()
+    received = chain.receiver.telemetry()
+    stats = chain.receiver.stats
+
+    assert len(received.spans) <= bound_items
+    assert len(received.spans) + stats.dropped_items == acknowledged, "the collector lost spans behind a slow receiver"
+    growth_mb = (peak - baseline) / 2**20
+    assert growth_mb < 256, f"collector RSS grew {growth_mb:.0f} MiB behind a slow receiver"
+    report_note(
+        f"slow receiver (2 s/request, bound {bound_items} items): {acknowledged} of {total} spans accepted by "
+        f"the collector, all handed on; receiver kept {len(received.spans)}, dropped {stats.dropped_items} at its bound; collector RSS "
+        f"{baseline / 2**20:.0f} -> peak {peak / 2**20:.0f} MiB (pushed in {pushed_s:.1f} s, drained after {drained_s:.1f} s)"
+    )
+
+
+# --- the stage never skips silently -------------------------------------------------------------------
+
+
+def test_container_mode_without_an_engine_is_a_failure_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    with pytest.raises(CollectorUnavailable) as info:
+        resolve_mode("container")
+    message = str(info.value)
+    assert "NEURO_INTEGRATION_MODE=container but no Docker engine answers" in message
+    assert "scripts/start_dockerd.sh" in message and "NEURO_INTEGRATION_MODE=process" in message
+    assert resolve_mode("auto") == "process"
+    monkeypatch.setenv("NEURO_INTEGRATION_MODE", "container")
+    with pytest.raises(CollectorUnavailable, match="NEURO_INTEGRATION_MODE=container"):
+        resolve_mode()
+
+
+def test_unknown_mode_is_rejected() -> None:
+    with pytest.raises(CollectorUnavailable, match=r"NEURO_INTEGRATION_MODE='podman': expected one of container, process, auto"):
+        resolve_mode("podman")
+
+
+def test_process_mode_runs_the_same_binary(make_chain: ChainFactory) -> None:
+    receiver = make_chain.receiver(grpc_port=None)
+    collector = RotelCollector(CollectorSettings(receiver.http_endpoint), "process").start()
+    try:
+        assert collector.running and f"binary {rotel_binary()}" in collector.describe()
+        assert _push_spans(collector.grpc_endpoint, 10, batch=10) == 10
+        assert len(receiver.wait_for(lambda t: len(t.spans) == 10, timeout_s=10).spans) == 10
+    finally:
+        collector.close()
+
+
+def test_a_collector_that_cannot_start_fails_with_its_own_message(collector_mode: str, make_chain: ChainFactory) -> None:
+    busy = make_chain.receiver(grpc_port=None)  # its HTTP port is taken: the collector cannot bind it
+    with pytest.raises(CollectorUnavailable) as info:
+        make_chain.collector("http://127.0.0.1:9", http_port=busy.http_port)
+    message = str(info.value)
+    assert f"{collector_mode} mode" in message and "exited during start-up" in message
+    assert str(busy.http_port) in message  # the agent's own error names the address
+
+
+def test_image_is_tagged_by_its_context_and_reused(collector_mode: str, tmp_path: Path) -> None:
+    real = build_context(tmp_path / "a")
+    again = build_context(tmp_path / "b")
+    assert context_digest(real) == context_digest(again)
+    other = build_context(tmp_path / "c", binary=Path(shutil.which("true") or "/bin/true"))
+    assert context_digest(other) != context_digest(real)
+    assert (real / "rootfs" / "tmp").stat().st_mode & 0o7777 == 0o1777
+    if collector_mode == "container":
+        first, second = ensure_image(), ensure_image()
+        assert not second.built and (first.tag, first.image_id) == (second.tag, second.image_id)
+        assert second.tag.endswith(context_digest(real)[:16])
