@@ -85,17 +85,27 @@ def values_equal(actual: Any, expected: Any, *, strict_numbers: bool = True) -> 
         if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
             return False
         return all(values_equal(a, e, strict_numbers=strict_numbers) for a, e in zip(actual, expected))
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(actual) is type(expected) and actual == expected
-    if isinstance(expected, (int, float)):
-        if not isinstance(actual, (int, float)):
-            return False
-        if strict_numbers and type(actual) is not type(expected):
-            return False
-        if isinstance(actual, float) and isinstance(expected, float) and math.isnan(actual):
-            return math.isnan(expected)
+    want, got = _kind(expected), _kind(actual)
+    if want in ("int", "float") and got in ("int", "float") and not strict_numbers:
         return actual == expected
-    return type(actual) is type(expected) and actual == expected
+    if want != got:
+        return False
+    if want == "float" and math.isnan(actual):
+        return math.isnan(expected)
+    return bool(actual == expected)
+
+
+def _kind(value: Any) -> str:
+    """OpenTelemetry's scalar kind of a value (subclasses such as str or int enums count as their base)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
 
 
 def describe_value(value: Any) -> str:

@@ -54,6 +54,19 @@ class TestValuesEqual:
         assert values_equal(math.nan, math.nan)
         assert not values_equal(1.0, math.nan)
 
+    def test_enum_subclasses_count_as_their_base_kind(self) -> None:
+        import enum
+
+        from telemetry_asserts.model import StatusCode
+
+        class Level(enum.IntEnum):
+            HIGH = 3
+
+        assert values_equal("ERROR", StatusCode.ERROR)
+        assert values_equal(3, Level.HIGH)
+        assert not values_equal(3.0, Level.HIGH)
+        assert not values_equal(True, Level.HIGH)
+
     def test_str_is_not_number(self) -> None:
         assert not values_equal("1", 1)
         assert values_equal("1", "1")
