@@ -5,7 +5,10 @@ not 100), each naming the span path or metric it came from. Every rule has a thr
 :class:`LintOptions` and can be switched off per call: ``lint(t, disable={"trivial_span"},
 loop_threshold=50)``.
 
-Rules: ``tight_loop`` (more than ``loop_threshold`` same-named siblings under one parent),
+Rules: Findings about spans name the span's path (``process_batch > process_file``), metric findings
+``metric 'name'``, log findings ``log`` (with the logger scope when known).
+
+``tight_loop`` (more than ``loop_threshold`` same-named siblings under one parent),
 ``trivial_span`` (an INTERNAL leaf span without attributes, events, links or error, shorter than
 ``trivial_threshold_us``: it only says a function ran; a span that records a result carries
 information and is left alone), ``meaningless_attribute`` (``data``, ``temp``, ``value``, one letter...),
@@ -260,9 +263,9 @@ class _Linter:
     # -- attributes ------------------------------------------------------------------------------
     def _all_attributes(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for s in self.t.spans:
-            yield f"span {self.path(s)}", s.attributes
+            yield self.path(s), s.attributes
             for e in s.events:
-                yield f"span {self.path(s)} event {e.name!r}", e.attributes
+                yield f"{self.path(s)} event {e.name!r}", e.attributes
         for p in self.t.metrics:
             yield f"metric {p.name!r}", p.attributes
         for r in self.t.logs:
@@ -356,7 +359,7 @@ class _Linter:
 
     def sensitive(self) -> set[tuple[str, str]]:
         out = set()
-        for f in find_sensitive(self.t, self.o.sensitive_rules):
+        for f in find_sensitive(self.t, self.o.sensitive_rules, span_label=self.path):
             out.add((f.where, f.key))
             what = "log body" if f.key == "<body>" else f"attribute {f.key!r}"
             self.add("sensitive_data", f.where, f"{what}: {f.reason} ({f.count}x); never record secrets or personal data")

@@ -11,13 +11,13 @@ access key ids. Messages never repeat a sensitive value.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cardinality import _items
 from .errors import TelemetryAssertionError
-from .model import Telemetry
+from .model import Span, Telemetry
 
 __all__ = ["SensitiveMatch", "SensitiveRules", "assert_no_sensitive", "find_sensitive", "luhn_valid"]
 
@@ -181,9 +181,13 @@ class SensitiveFinding:
     count: int = 1
 
 
-def find_sensitive(telemetry: Telemetry, rules: SensitiveRules | None = None) -> list[SensitiveFinding]:
+def find_sensitive(
+    telemetry: Telemetry, rules: SensitiveRules | None = None, *, span_label: Callable[[Span], str] | None = None
+) -> list[SensitiveFinding]:
     """Sensitive attributes on spans (and their events), metric points, log records and log bodies,
-    and on resources; one finding per place and key, with how many items carried it."""
+    and on resources; one finding per place and key, with how many items carried it.
+    ``span_label`` names a span's place (default ``span 'name'``)."""
+    label = span_label or (lambda s: f"span {s.name!r}")
     rules = rules or SensitiveRules.default()
     found: dict[tuple[str, str], tuple[str, int]] = {}
     memo: dict[Any, str | None] = {}
@@ -194,9 +198,10 @@ def find_sensitive(telemetry: Telemetry, rules: SensitiveRules | None = None) ->
             found[(where, m.key)] = (reason, n + 1)
 
     for s in telemetry.spans:
-        note(f"span {s.name!r}", s.attributes)
+        where = label(s)
+        note(where, s.attributes)
         for e in s.events:
-            note(f"span {s.name!r} event {e.name!r}", e.attributes)
+            note(f"{where} event {e.name!r}", e.attributes)
     for p in telemetry.metrics:
         note(f"metric {p.name!r}", p.attributes)
     for r in telemetry.logs:

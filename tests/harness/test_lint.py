@@ -92,7 +92,7 @@ def test_acceptance_real_sdk_run_gives_exactly_three_findings() -> None:
     assert [(f.rule, f.where) for f in report] == [
         ("tight_loop", "process_batch"),
         ("id_like_metric_attribute", "metric 'app.files.processed'"),
-        ("sensitive_data", "span 'process_batch'"),
+        ("sensitive_data", "process_batch"),
     ]
     assert report.findings[0].message.startswith("100 sibling spans named 'process_item' under one parent (more than 20)")
     assert "hunter2" not in report.text()
@@ -178,10 +178,10 @@ class TestAttributes:
         f.add("s", attributes=Attributes({"data": 1, "temp2": 2, "x": 3, "neuro.voxel_count": 4, "Value": 5}))
         report = lint(f.telemetry(metrics=(point("m", foo="a"),), logs=(LogRecord("hi", attributes=Attributes({"info": "i"})),)))
         assert [(x.where, x.message.split(" says")[0]) for x in report] == [
-            ("span s", "attribute name 'data'"),
-            ("span s", "attribute name 'temp2'"),
-            ("span s", "attribute name 'x'"),
-            ("span s", "attribute name 'Value'"),
+            ("s", "attribute name 'data'"),
+            ("s", "attribute name 'temp2'"),
+            ("s", "attribute name 'x'"),
+            ("s", "attribute name 'Value'"),
             ("metric 'm'", "attribute name 'foo'"),
             ("log", "attribute name 'info'"),
         ]
@@ -212,6 +212,8 @@ class TestAttributes:
         ]
         rules = SensitiveRules.default().extend(keys=["patient"])
         assert len(lint(f.telemetry(), sensitive_rules=rules)) == 2
+        f.add("send", root, events=(Event("retry", attributes=Attributes({"auth.token": "t"})),))
+        assert [x.where for x in lint(f.telemetry())] == ["login", "login > send event 'retry'"]
 
 
 class TestMetrics:
