@@ -1,0 +1,341 @@
+"""Batches across processes: a local process pool (``--workers N``) or a Dask cluster (``--dask-scheduler``).
+
+One trace per file, all tied to the batch: the ``process_batch`` span's context travels to the
+workers in a W3C ``traceparent`` carrier, and each file's ``process_file`` root carries a span link to
+it. Each worker process sets up its own SDK from the same ``OTEL_*`` variables (once, lazily) and
+flushes spans and logs after every task, so nothing is lost when a worker exits (see NOTES.md: forked
+children exit with ``os._exit``; spawned ones start with no provider).
+
+Metrics are recorded once, in the parent: a worker's :class:`PipelineTelemetry` runs on a meter that
+records raw measurements (instrument, value, attributes) instead of aggregating them; they travel back
+with the task's result and the parent replays them on its own instruments. Counts therefore equal the
+work done whatever the number of workers, and no worker exports a metric stream of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import PipelineError
+from pipeline.processor import FileResult, describe_error
+from pipeline.telemetry import STATUS_FAILED, PipelineTelemetry, default_telemetry
+from pipeline.writer import ensure_output_dir
+
+log = logging.getLogger("pipeline.parallel")
+_PROPAGATOR = TraceContextTextMapPropagator()
+T = TypeVar("T")
+R = TypeVar("R")
+
+# ------------------------------------------------------------------------------------------------
+# W3C carriers
+# ------------------------------------------------------------------------------------------------
+
+
+def inject_carrier(span_context: SpanContext | None) -> dict[str, str]:
+    """A W3C trace-context carrier (``traceparent``) for ``span_context``; empty when invalid."""
+    carrier: dict[str, str] = {}
+    if span_context is not None and span_context.is_valid:
+        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(span_context)))
+    return carrier
+
+
+def extract_span_context(carrier: Mapping[str, str]) -> SpanContext | None:
+    """The remote span context in ``carrier``, or None when it carries none."""
+    ctx = _PROPAGATOR.extract(dict(carrier))
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics recorded in a worker, replayed in the parent
+# ------------------------------------------------------------------------------------------------
+
+Measurement = tuple[str, str, float, dict[str, Any]]  # (PipelineTelemetry attribute, method, value, attributes)
+
+
+class _RecordingInstrument:
+    def __init__(self, sink: list[Measurement]) -> None:
+        self._sink = sink
+        self.attr_name = ""  # set once the PipelineTelemetry attribute holding it is known
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None, *args: Any, **kwargs: Any) -> None:
+        self._sink.append((self.attr_name, "add", amount, dict(attributes or {})))
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None, *args: Any, **kwargs: Any) -> None:
+        self._sink.append((self.attr_name, "record", amount, dict(attributes or {})))
+
+
+class _RecordingMeter(metrics.NoOpMeter):
+    """A meter whose synchronous instruments keep raw measurements; observable ones stay no-op."""
+
+    def __init__(self, sink: list[Measurement]) -> None:
+        super().__init__("pipeline.parallel.recording")
+        self._sink = sink
+
+    def create_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+        return _RecordingInstrument(self._sink)
+
+    def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+        return _RecordingInstrument(self._sink)
+
+    def create_histogram(self, name: str, unit: str = "", description: str = "", **kwargs: Any) -> Any:
+        return _RecordingInstrument(self._sink)
+
+
+class _RecordingMeterProvider(metrics.NoOpMeterProvider):
+    def __init__(self) -> None:
+        self.measurements: list[Measurement] = []
+
+    def get_meter(self, name: str, version: str | None = None, schema_url: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        return _RecordingMeter(self.measurements)
+
+
+def _recording_telemetry(tracer_provider: Any) -> tuple[PipelineTelemetry, list[Measurement]]:
+    provider = _RecordingMeterProvider()
+    tm = PipelineTelemetry(tracer_provider, provider)
+    for attr, value in vars(tm).items():
+        if isinstance(value, _RecordingInstrument):
+            value.attr_name = attr
+    return tm, provider.measurements
+
+
+def replay_measurements(measurements: Iterable[Measurement], telemetry: PipelineTelemetry) -> None:
+    """Record a worker's raw measurements on the parent's instruments."""
+    for attr, method, value, attributes in measurements:
+        instrument = getattr(telemetry, attr, None)
+        if instrument is not None:
+            getattr(instrument, method)(value, attributes)
+
+
+# ------------------------------------------------------------------------------------------------
+# The worker side
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """Everything a worker needs for one file (picklable: plain data only)."""
+
+    path: str
+    output_dir: str
+    stages: tuple[str, ...]
+    stage_params: dict[str, dict[str, Any]]
+    large_file_threshold_bytes: int
+    carrier: dict[str, str]
+
+
+class _WorkerState:
+    """The SDK of one worker process, built once from the batch's environment."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+        from pipeline.telemetry import configure_from_env
+
+        worker_env = dict(env)
+        worker_env["OTEL_METRICS_EXPORTER"] = "none"  # metrics are replayed in the parent
+        self.env_key = _env_key(env)
+        self.setup = configure_from_env(worker_env)
+        self.setup.instrument_logging(level=logging.INFO)
+        logging.getLogger().setLevel(min(logging.getLogger().level or logging.INFO, logging.INFO))
+        SQLite3Instrumentor().instrument(tracer_provider=self.setup.tracer_provider)
+        self.registries: dict[str, Any] = {}
+
+    def registry(self, output_dir: str) -> Any:
+        from pipeline.registry import RunRegistry
+
+        if output_dir not in self.registries:
+            try:
+                self.registries[output_dir] = RunRegistry.in_dir(output_dir)
+            except Exception:  # the parent reports an unusable output dir; files still run
+                return None
+        return self.registries[output_dir]
+
+    def flush(self) -> None:
+        self.setup.tracer_provider.force_flush()
+        self.setup.logger_provider.force_flush()
+
+
+_STATE: _WorkerState | None = None
+_STATE_LOCK = threading.Lock()
+
+
+def _env_key(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith("OTEL_")))
+
+
+def _worker_state(env: Mapping[str, str]) -> _WorkerState:
+    global _STATE
+    with _STATE_LOCK:
+        if _STATE is None or _STATE.env_key != _env_key(env):
+            if _STATE is not None:
+                _STATE.setup.shutdown()
+            _STATE = _WorkerState(env)
+        return _STATE
+
+
+def init_worker(env: Mapping[str, str]) -> None:
+    """Process-pool initializer: set up this worker's SDK from the batch's ``OTEL_*`` variables."""
+    _worker_state(env)
+
+
+def run_task(task: FileTask, env: Mapping[str, str]) -> tuple[FileResult, list[Measurement]]:
+    """Process one file in a worker; returns its result and the raw metric measurements to replay."""
+    from pipeline.processor import process_file
+
+    state = _worker_state(env)
+    tm, measurements = _recording_telemetry(state.setup.tracer_provider)
+    config = PipelineConfig.create(task.stages, task.stage_params, large_file_threshold_bytes=task.large_file_threshold_bytes)
+    try:
+        result = process_file(
+            task.path,
+            task.output_dir,
+            config,
+            telemetry=tm,
+            registry=state.registry(task.output_dir),
+            batch_context=extract_span_context(task.carrier),
+        )
+    finally:
+        state.flush()
+    return result, measurements
+
+
+def make_tasks(
+    paths: Sequence[str | os.PathLike[str]], output_dir: str | os.PathLike[str], config: PipelineConfig,
+    batch_context: SpanContext | None,
+) -> list[FileTask]:
+    carrier = inject_carrier(batch_context)
+    params = {stage: dict(config.stage_params[stage]) for stage in config.stages}
+    return [
+        FileTask(str(p), str(output_dir), tuple(config.stages), params, config.large_file_threshold_bytes, carrier)
+        for p in paths
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The parent side
+# ------------------------------------------------------------------------------------------------
+
+
+def _failed(task: FileTask, exc: BaseException) -> FileResult:
+    """A worker that died (crash, killed, lost) still yields a per-file status."""
+    return FileResult(input_path=task.path, status=STATUS_FAILED, error=f"{task.path}: worker failed: {describe_error(exc)}",
+                      error_reason="worker_failed")
+
+
+def run_batch(
+    paths: Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    config: PipelineConfig,
+    *,
+    batch_context: SpanContext | None = None,
+    workers: int = 2,
+    dask_scheduler: str | None = None,
+    env: Mapping[str, str] | None = None,
+    telemetry: PipelineTelemetry | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Process ``paths`` in worker processes; one result per path, in input order.
+
+    With ``dask_scheduler`` the files run on that Dask cluster, else on a local pool of ``workers``
+    spawned processes. ``env`` holds the ``OTEL_*`` variables the workers configure their SDK from
+    (default ``os.environ``). Metrics are recorded on ``telemetry`` (default: the global providers).
+    A failing or crashing file never stops the others.
+    """
+    env = dict(os.environ if env is None else env)
+    tm = telemetry or default_telemetry()
+    tasks = make_tasks(paths, output_dir, config, batch_context)
+    if not tasks:
+        return []
+    try:
+        ensure_output_dir(output_dir)  # before the workers race to open the registry in it
+    except PipelineError:
+        pass  # every file then fails with the writer's clear error, in its own trace
+    results: dict[int, FileResult] = {}
+
+    def finish(index: int, result: FileResult, measurements: Sequence[Measurement]) -> None:
+        replay_measurements(measurements, tm)
+        results[index] = result
+        if on_result is not None:
+            on_result(result)
+
+    with ExitStack() as in_flight:
+        for _ in tasks:  # the parent's gauge shows the files handed to workers and not yet back
+            in_flight.enter_context(tm.active_task())
+        if dask_scheduler:
+            _run_on_dask(tasks, env, dask_scheduler, finish)
+        else:
+            _run_on_pool(tasks, env, workers, finish)
+    return [results[i] for i in range(len(tasks))]
+
+
+def _run_on_pool(tasks: Sequence[FileTask], env: dict[str, str], workers: int,
+                 finish: Callable[[int, FileResult, Sequence[Measurement]], None]) -> None:
+    ctx = multiprocessing.get_context("spawn")  # no forked SDK threads or locks, no os._exit losses
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=ctx,
+                             initializer=init_worker, initargs=(env,)) as pool:
+        futures = {pool.submit(run_task, task, env): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                result, measurements = future.result()
+            except Exception as exc:  # BrokenProcessPool, pickling errors: that file failed
+                log.error("worker failed on %s: %s", tasks[i].path, exc, extra={"file_path": tasks[i].path})
+                result, measurements = _failed(tasks[i], exc), [("files_processed", "add", 1, {"status": STATUS_FAILED})]
+            finish(i, result, measurements)
+
+
+def _run_on_dask(tasks: Sequence[FileTask], env: dict[str, str], address: str,
+                 finish: Callable[[int, FileResult, Sequence[Measurement]], None]) -> None:
+    from distributed import Client, as_completed as dask_as_completed
+
+    with Client(address, set_as_default=False) as client:
+        futures = {client.submit(run_task, task, env, pure=False, key=f"process_file-{i}-{os.getpid()}-{id(task)}"): i
+                   for i, task in enumerate(tasks)}
+        for future in dask_as_completed(list(futures), loop=client.loop):
+            i = futures[future]
+            try:
+                result, measurements = future.result()
+            except Exception as exc:
+                log.error("dask task failed on %s: %s", tasks[i].path, exc, extra={"file_path": tasks[i].path})
+                result, measurements = _failed(tasks[i], exc), [("files_processed", "add", 1, {"status": STATUS_FAILED})]
+            finish(i, result, measurements)
+
+
+def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str) -> list[R]:
+    """Run ``fn`` over ``items`` on the Dask scheduler at ``address``; results in input order.
+
+    ``fn`` must be importable by the workers (a module-level function). Exceptions propagate.
+    """
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        futures = client.map(fn, list(items), pure=False)
+        return client.gather(futures)
+
+
+__all__ = [
+    "FileTask",
+    "extract_span_context",
+    "init_worker",
+    "inject_carrier",
+    "make_tasks",
+    "map_on_dask",
+    "replay_measurements",
+    "run_batch",
+    "run_task",
+]
