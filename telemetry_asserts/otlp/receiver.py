@@ -52,7 +52,7 @@ class ReceiverStats:
     """Counters since start (``clear()`` does not reset them)."""
 
     requests: int = 0  #: export requests received (HTTP and gRPC, accepted or not)
-    bytes: int = 0  #: request body bytes received, as sent (compressed if gzip)
+    bytes: int = 0  #: request bytes received: HTTP bodies as sent (compressed if gzip), gRPC message sizes
     rejected: int = 0  #: requests answered with an error (400, 404, 405, 411, 413, 415, gRPC errors)
     dropped_items: int = 0  #: spans, points and records not kept because of ``max_buffered_items``
     last_error: str = ""  #: the message of the latest rejection
@@ -93,6 +93,7 @@ class OtlpReceiver:
         self._grpc: grpc.Server | None = None
         self._http_port: int | None = None
         self._grpc_port: int | None = None
+        self.serving = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -115,6 +116,7 @@ class OtlpReceiver:
         except BaseException:
             self.stop()
             raise
+        self.serving = True
         return self
 
     def _start_grpc(self, port: int) -> None:
@@ -136,6 +138,7 @@ class OtlpReceiver:
 
     def stop(self) -> None:
         """Stop serving (idempotent). Received telemetry stays readable."""
+        self.serving = False  # requests on still-open keep-alive connections are refused from now on
         http, self._http = self._http, None
         if http is not None:
             http.shutdown()
@@ -405,6 +408,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         receiver = self.server.receiver
+        if not receiver.serving:
+            self._reject(503, "receiver stopped", None, text=True)
+            return
         content_type = self.headers.get("Content-Type", "")
         kind = media_type(content_type)
         signal = PATHS.get(urlsplit(self.path).path)

@@ -297,12 +297,19 @@ def test_not_started_and_stopped_receivers() -> None:
     receiver = OtlpReceiver(grpc_port=None)
     with pytest.raises(RuntimeError, match=r"HTTP receiver not started \(call start\(\) or use `with`\)"):
         receiver.http_endpoint
+    body = encode_request("traces", _spans("kept"))
     with receiver:
         port = receiver.http_port
-        assert _post(receiver, "/v1/traces", encode_request("traces", _spans("kept")))[0] == 200
+        keep_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        keep_alive.request("POST", "/v1/traces", body=body, headers={"Content-Type": PB})
+        assert keep_alive.getresponse().read() == b""
         with pytest.raises(RuntimeError, match="gRPC receiver not started"):
             receiver.grpc_endpoint
     receiver.stop()  # idempotent
+    keep_alive.request("POST", "/v1/traces", body=body, headers={"Content-Type": PB})  # the pooled connection
+    late = keep_alive.getresponse()
+    assert (late.status, late.read()) == (503, b"receiver stopped")
+    keep_alive.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert [s.name for s in receiver.telemetry().spans] == ["kept"]  # still readable after stop
