@@ -31,7 +31,7 @@ from .errors import TelemetryAssertionError, did_you_mean
 from .model import Span, SpanKind, StatusCode, Telemetry
 from .sensitive import SensitiveRules, find_sensitive
 
-__all__ = ["RULES", "Finding", "LintOptions", "LintReport", "lint"]
+__all__ = ["DEFAULT_MEANINGLESS", "RULES", "Finding", "LintOptions", "LintReport", "lint"]
 
 RULES = (
     "tight_loop",
@@ -154,6 +154,9 @@ def lint(telemetry: Telemetry, options: LintOptions | None = None, *, disable: I
     for rule in off:
         if rule not in RULES:
             raise ValueError(f"unknown lint rule {rule!r}{did_you_mean(rule, RULES)}; rules: {', '.join(RULES)}")
+    for name in ("meaningless_names", "oversize_exempt_keys"):
+        if name in thresholds and not isinstance(thresholds[name], frozenset):
+            thresholds[name] = frozenset(thresholds[name])  # lists from YAML contracts
     opts = replace(opts, disable=off, **thresholds)
     return LintReport(_Linter(telemetry, opts).run())
 

@@ -19,7 +19,7 @@ from pipeline.registry import RunRegistry
 from pipeline.telemetry import PipelineTelemetry
 from telemetry_asserts.capture import Capture, metrics_from_sdk, spans_from_sdk
 from telemetry_asserts.errors import TelemetryAssertionError
-from telemetry_asserts.lint import RULES, Finding, LintOptions, LintReport, lint
+from telemetry_asserts.lint import DEFAULT_MEANINGLESS, RULES, Finding, LintOptions, LintReport, lint
 from telemetry_asserts.model import (
     Attributes,
     Event,
@@ -185,10 +185,11 @@ class TestAttributes:
             ("metric 'm'", "attribute name 'foo'"),
             ("log", "attribute name 'info'"),
         ]
-        custom = LintOptions(meaningless_names=frozenset({"neuro.voxel_count"}))
-        assert [x.message.split(" says")[0] for x in lint(f.telemetry(), custom)] == [
-            "attribute name 'x'", "attribute name 'neuro.voxel_count'"
-        ]
+        assert [x.message.split(" says")[0] for x in lint(f.telemetry(), meaningless_names=["temp"])] == [
+            "attribute name 'temp2'", "attribute name 'x'"
+        ]  # a list (as YAML gives) replaces the default set
+        custom = LintOptions(meaningless_names=DEFAULT_MEANINGLESS | {"neuro.voxel_count"})
+        assert len(lint(f.telemetry(), custom)) == 5
 
     def test_oversize_values(self) -> None:
         f = Forest()
