@@ -14,7 +14,8 @@ from typing import Any
 
 from .errors import TelemetryAssertionError, did_you_mean
 from .matchers import describe_mismatches, describe_value, match_attributes, values_equal
-from .model import Attributes, MetricKind, MetricPoint, Temporality
+from .cardinality import _items, _typed
+from .model import MetricKind, MetricPoint, Temporality
 
 __all__ = ["HistogramData", "MetricView", "format_attributes"]
 
@@ -100,7 +101,7 @@ class MetricView:
         for p in self._points:
             by_name.setdefault(p.name, []).append(p)
         self._by_name = by_name
-        self._series: dict[str, dict[Attributes, MetricPoint]] = {}
+        self._series: dict[str, tuple[MetricPoint, ...]] = {}
 
     # -- selection -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -123,14 +124,26 @@ class MetricView:
         """All raw points, or those of one metric (which must exist)."""
         return self._points if name is None else tuple(self._require(name))
 
-    def series(self, name: str) -> dict[Attributes, MetricPoint]:
-        """One folded point per attribute set of metric ``name``."""
+    def series(self, name: str) -> tuple[MetricPoint, ...]:
+        """One folded point per attribute set of metric ``name``, first-seen order. Attribute sets
+        are told apart with OpenTelemetry's types (``{ok: True}`` and ``{ok: 1}`` are two series)."""
         if name not in self._series:
-            groups: dict[Attributes, list[MetricPoint]] = {}
+            groups: dict[Any, list[MetricPoint]] = {}
             for p in self._require(name):
-                groups.setdefault(p.attributes, []).append(p)
-            self._series[name] = {a: _fold(ps) for a, ps in groups.items()}
+                groups.setdefault(frozenset([(k, _typed(v)) for k, v in _items(p.attributes)]), []).append(p)
+            self._series[name] = tuple(_fold(ps) for ps in groups.values())
         return self._series[name]
+
+    def point(self, name: str, attributes: Mapping[str, Any] | None = None) -> MetricPoint:
+        """The folded point of the one series whose attributes match ``attributes`` (partially)."""
+        found = self._matching(name, attributes)
+        if len(found) != 1:
+            listed = "\n".join(f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in found)
+            raise TelemetryAssertionError(
+                f"{self.kind(name).value} {name!r}: {len(found)} series match {format_attributes(attributes or {})}; "
+                f"give attributes that select one:\n{listed}"
+            )
+        return found[0]
 
     def kind(self, name: str) -> MetricKind:
         return self._require(name)[0].kind
@@ -154,8 +167,8 @@ class MetricView:
     def _matching(self, name: str, attributes: Mapping[str, Any] | None) -> list[MetricPoint]:
         series = self.series(name)
         if attributes is None:
-            return list(series.values())
-        found = [p for a, p in series.items() if not match_attributes(a, attributes)]
+            return list(series)
+        found = [p for p in series if not match_attributes(p.attributes, attributes)]
         if not found:
             raise TelemetryAssertionError(self._no_series_message(name, attributes))
         return found
@@ -163,12 +176,12 @@ class MetricView:
     def _no_series_message(self, name: str, attributes: Mapping[str, Any]) -> str:
         series = self.series(name)
         lines = [f"metric {name!r} has no series with attributes {format_attributes(attributes)}"]
-        best = min(series, key=lambda a: len(match_attributes(a, attributes)), default=None)
+        best = min((p.attributes for p in series), key=lambda a: len(match_attributes(a, attributes)), default=None)
         if best is not None:
             lines.append(f"closest series {format_attributes(best)}:")
             lines += ["  " + ln for ln in describe_mismatches(match_attributes(best, attributes), actual=best).splitlines()]
         lines.append("recorded series:")
-        lines += [f"  {format_attributes(a)}: {_describe_point(p)}" for a, p in series.items()]
+        lines += [f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series]
         return "\n".join(lines)
 
     # -- values ----------------------------------------------------------------------------------
@@ -181,16 +194,9 @@ class MetricView:
         kind = self.kind(name)
         if kind in _HISTOGRAMS:
             raise TelemetryAssertionError(f"metric {name!r} is a {kind.value}: use histogram() / assert_histogram()")
-        found = self._matching(name, attributes)
         if kind == MetricKind.GAUGE:
-            if len(found) != 1:
-                listed = "\n".join(f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in found)
-                raise TelemetryAssertionError(
-                    f"gauge {name!r}: {len(found)} series match {format_attributes(attributes or {})}; "
-                    f"give attributes that select one:\n{listed}"
-                )
-            return found[0].value  # type: ignore[return-value]
-        return sum(p.value or 0 for p in found)
+            return self.point(name, attributes).value  # type: ignore[return-value]
+        return sum(p.value or 0 for p in self._matching(name, attributes))
 
     def histogram(self, name: str, attributes: Mapping[str, Any] | None = None) -> HistogramData:
         """Histogram aggregates of the matching series (merged when ``attributes`` is partial)."""
@@ -227,7 +233,7 @@ class MetricView:
         actual = self.value(name, attributes)
         if not values_equal(actual, value, strict_numbers=False):
             where = f" for {format_attributes(attributes)}" if attributes is not None else ""
-            series = "\n".join(f"  {format_attributes(a)}: {_describe_point(p)}" for a, p in self.series(name).items())
+            series = "\n".join(f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in self.series(name))
             raise TelemetryAssertionError(
                 f"counter {name!r}{where}: expected {describe_value(value)}, got {describe_value(actual)}\n"
                 f"recorded series:\n{series}"
@@ -276,7 +282,7 @@ class MetricView:
             unknown = set(e) - {"attributes", *_POINT_FIELDS}
             if unknown:
                 raise TypeError(f"unknown expected point field(s) {sorted(unknown)}; use attributes, {', '.join(_POINT_FIELDS)}")
-        series = list(self.series(name).values())
+        series = list(self.series(name))
         fits = [[i for i, p in enumerate(series) if not self._point_problems(p, e, exact)] for e in expected]
         assignment = _bipartite(fits, len(series))
         missing = [j for j in range(len(expected)) if assignment[j] is None]

@@ -69,10 +69,21 @@ class TestSelection:
         with pytest.raises(TelemetryAssertionError, match="recorded metrics: none"):
             MetricView([]).assert_metric("x")
 
-    def test_series_keyed_by_attributes(self, view: MetricView) -> None:
+    def test_series_and_point(self, view: MetricView) -> None:
         series = view.series("neuro.stages.executed")
-        assert series[Attributes({"neuro.stage": "n4"})].value == 2
-        assert len(series) == 2
+        assert [(p.attributes, p.value) for p in series] == [
+            ({"neuro.stage": "n4"}, 2),
+            ({"neuro.stage": "bias", "neuro.ok": True}, 1),
+        ]
+        assert view.point("neuro.stages.executed", {"neuro.stage": "bias"}).value == 1
+        with pytest.raises(TelemetryAssertionError, match=r"counter 'neuro.stages.executed': 2 series match \{\}"):
+            view.point("neuro.stages.executed")
+
+    def test_series_keep_otel_types_apart(self) -> None:
+        view = MetricView([counter("c", 1, ok=True), counter("c", 2, ok=1), counter("c", 4, ok=True)])
+        assert [(p.attributes["ok"], p.value) for p in view.series("c")] == [(True, 4), (1, 2)]
+        view.assert_counter("c", 2, {"ok": 1})
+        view.assert_counter("c", 4, {"ok": True})
 
 
 class TestValues:
