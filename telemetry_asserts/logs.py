@@ -30,6 +30,13 @@ _ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL", "NOTSET": "TRACE"}
 
 Where = Mapping[str, Any] | Callable[[LogRecord], bool] | None
 
+MAX_LISTED = 40
+
+
+def _cap(lines: list[str], limit: int = MAX_LISTED) -> list[str]:
+    """At most ``limit`` listing lines, then how many were left out."""
+    return lines if len(lines) <= limit else [*lines[:limit], f"  ... and {len(lines) - limit} more"]
+
 
 def severity_range(severity: str | int) -> tuple[int, int]:
     """The OTel severity-number range a name or number stands for (``"warning"`` -> (13, 16))."""
@@ -143,7 +150,7 @@ class LogView:
         found = self.where(body=body, severity=severity, min_severity=min_severity, attributes=attributes)
         if found:
             crit = _describe_criteria(dict(body=body, severity=severity, min_severity=min_severity, attributes=attributes))
-            listed = "\n".join(f"  {describe_log(r)}" for r in found)
+            listed = "\n".join(_cap([f"  {describe_log(r)}" for r in found]))
             raise TelemetryAssertionError(f"expected no log record with {crit}, found {len(found)}:\n{listed}")
 
     def _selection_message(self, crit: Mapping[str, Any], n: int, expected_count: int | None = None) -> str:
@@ -157,7 +164,7 @@ class LogView:
             lines.append(f"closest: {describe_log(best)}")
             lines += [f"  {p}" for p in _problems(best, criteria)]
         lines.append(f"recorded logs ({len(self._records)}):")
-        lines += [f"  {describe_log(r)}" for r in self._records] or ["  none"]
+        lines += _cap([f"  {describe_log(r)}" for r in self._records]) or ["  none"]
         return "\n".join(lines)
 
     # -- correlation -----------------------------------------------------------------------------
@@ -179,7 +186,8 @@ class LogView:
         if not selected:
             raise TelemetryAssertionError(
                 f"no log record selected to check against span {target.name!r}\n"
-                f"recorded logs ({len(self._records)}):\n" + ("\n".join(f"  {describe_log(r)}" for r in self._records) or "  none")
+                f"recorded logs ({len(self._records)}):\n"
+                + ("\n".join(_cap([f"  {describe_log(r)}" for r in self._records])) or "  none")
             )
         bad = [r for r in selected if (r.trace_id, r.span_id) != (target.trace_id, target.span_id) or not r.is_correlated]
         if bad:
@@ -199,7 +207,7 @@ class LogView:
         bad = [r for r in selected if not r.is_correlated or (known and (r.trace_id, r.span_id) not in known)]
         if bad:
             lines = [f"{len(bad)} of {len(selected)} log record(s) not correlated with a recorded span:"]
-            lines += [f"  {describe_log(r)}: {_ids(r.trace_id, r.span_id)}{self._why(r)}" for r in bad]
+            lines += _cap([f"  {describe_log(r)}: {_ids(r.trace_id, r.span_id)}{self._why(r)}" for r in bad])
             raise TelemetryAssertionError("\n".join(lines))
 
     def _why(self, r: LogRecord) -> str:

@@ -23,6 +23,13 @@ _SUMS = (MetricKind.COUNTER, MetricKind.UP_DOWN_COUNTER)
 _HISTOGRAMS = (MetricKind.HISTOGRAM, MetricKind.EXPONENTIAL_HISTOGRAM)
 _POINT_FIELDS = ("value", "count", "sum", "min", "max", "bucket_counts", "explicit_bounds")
 
+MAX_LISTED = 40
+
+
+def _cap(lines: list[str], limit: int = MAX_LISTED) -> list[str]:
+    """At most ``limit`` listing lines, then how many were left out."""
+    return lines if len(lines) <= limit else [*lines[:limit], f"  ... and {len(lines) - limit} more"]
+
 
 @dataclass(frozen=True)
 class HistogramData:
@@ -138,7 +145,7 @@ class MetricView:
         """The folded point of the one series whose attributes match ``attributes`` (partially)."""
         found = self._matching(name, attributes)
         if len(found) != 1:
-            listed = "\n".join(f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in found)
+            listed = "\n".join(_cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in found]))
             raise TelemetryAssertionError(
                 f"{self.kind(name).value} {name!r}: {len(found)} series match {format_attributes(attributes or {})}; "
                 f"give attributes that select one:\n{listed}"
@@ -181,7 +188,7 @@ class MetricView:
             lines.append(f"closest series {format_attributes(best)}:")
             lines += ["  " + ln for ln in describe_mismatches(match_attributes(best, attributes), actual=best).splitlines()]
         lines.append("recorded series:")
-        lines += [f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series]
+        lines += _cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series])
         return "\n".join(lines)
 
     # -- values ----------------------------------------------------------------------------------
@@ -233,7 +240,7 @@ class MetricView:
         actual = self.value(name, attributes)
         if not values_equal(actual, value, strict_numbers=False):
             where = f" for {format_attributes(attributes)}" if attributes is not None else ""
-            series = "\n".join(f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in self.series(name))
+            series = "\n".join(_cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in self.series(name)]))
             raise TelemetryAssertionError(
                 f"counter {name!r}{where}: expected {describe_value(value)}, got {describe_value(actual)}\n"
                 f"recorded series:\n{series}"
@@ -302,9 +309,9 @@ class MetricView:
                     lines += ["      " + ln for ln in self._point_problems(near, e, exact)]
         if extra:
             lines.append("unexpected additional points:")
-            lines += [f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in extra]
+            lines += _cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in extra])
         lines.append("recorded points:")
-        lines += [f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series] or ["  none"]
+        lines += _cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series]) or ["  none"]
         raise TelemetryAssertionError("\n".join(lines))
 
     @staticmethod

@@ -137,6 +137,14 @@ class TestSelection:
             "  [INFO] 'a' {}"
         )
 
+    def test_long_listings_are_capped(self) -> None:
+        view = LogView([LogRecord(f"m{i}", severity_number=9, severity_text="INFO") for i in range(45)])
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.assert_log(body="zzz", severity="INFO")
+        lines = str(info.value).splitlines()
+        assert lines[-2:] == ["  [INFO] 'm39' {}", "  ... and 5 more"]
+        assert len(lines) == 1 + 2 + 1 + 40 + 1
+
     def test_assert_no_log(self, run: Run) -> None:
         run.logs.assert_no_log(min_severity="FATAL")
         with pytest.raises(TelemetryAssertionError) as info:
