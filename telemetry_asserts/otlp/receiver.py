@@ -391,6 +391,9 @@ class _HttpServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
 
+_RPC_CODES = {413: code_pb2.RESOURCE_EXHAUSTED, 500: code_pb2.INTERNAL}  # other 4xx: INVALID_ARGUMENT
+
+
 class _BodyError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -506,9 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
         if text:
             self._write(status, message.encode("utf-8"), "text/plain; charset=utf-8", headers)
             return
-        code = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED}.get(status, code_pb2.UNKNOWN)
-        if status == 415:
-            code = code_pb2.INVALID_ARGUMENT
+        code = _RPC_CODES.get(status, code_pb2.INVALID_ARGUMENT)
         self._send(status, status_pb2.Status(code=code, message=message), kind, headers)
 
     def _send(self, status: int, message: Message, kind: str | None, headers: dict[str, str] | None = None) -> None:

@@ -153,6 +153,47 @@ def test_missing_content_length_gets_411(otlp_receiver: OtlpReceiver) -> None:
     assert otlp_receiver.stats.last_error == "Content-Length required"
 
 
+@pytest.mark.parametrize(
+    ("head", "body", "status", "message"),
+    [
+        (b"Content-Length: abc\r\n", b"", 400, "invalid Content-Length 'abc'"),
+        (b"Content-Length: -1\r\n", b"", 400, "invalid Content-Length '-1'"),
+        (b"Content-Length: 10\r\n", b"12345", 400, "body ended after 5 of 10 bytes"),
+        (b"Transfer-Encoding: chunked\r\n", b"zz\r\n", 400, "invalid chunk size line b'zz\\r\\n'"),
+        (b"Transfer-Encoding: chunked\r\n", b"5\r\n12\r\n", 400, "truncated or malformed chunk"),
+    ],
+)
+def test_broken_framing_is_rejected_with_the_reason(
+    otlp_receiver: OtlpReceiver, head: bytes, body: bytes, status: int, message: str
+) -> None:
+    with socket.create_connection(("127.0.0.1", otlp_receiver.http_port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n" + head
+                     + b"\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):  # the receiver closes the connection after an error
+            reply += chunk
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())
+    assert _status(reply.split(b"\r\n\r\n", 1)[1]).message == message
+    assert otlp_receiver.stats.last_error == message
+
+
+def test_an_internal_error_is_a_500_with_the_reason_and_the_receiver_survives(
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import telemetry_asserts.otlp.receiver as receiver_module
+
+    def broken(*args: object, **kwargs: object) -> model.Telemetry:
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr(receiver_module, "decode_request", broken)  # a bug cannot be provoked for real
+    status, _, body = _post(otlp_receiver, "/v1/traces", b"")
+    assert status == 500
+    assert _status(body) == status_pb2.Status(code=code_pb2.INTERNAL, message="internal error: RuntimeError: decoder bug")
+    monkeypatch.undo()
+    assert _post(otlp_receiver, "/v1/traces", encode_request("traces", _spans("fine")))[0] == 200
+
+
 # -- buffering ---------------------------------------------------------------------------------
 
 
