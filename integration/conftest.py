@@ -56,7 +56,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     image: ImageInfo | None = _RAN.get("image")
     where = f"image {image.tag} id {image.image_id} ({'built' if image.built else 'reused'})" if image else "no image"
     terminalreporter.write_sep("-", "integration stage")
-    terminalreporter.write_line(f"integration: collector ran in {_RAN['mode']} mode, {where}")
+    if "mode" in _RAN:
+        terminalreporter.write_line(f"integration: collector ran in {_RAN['mode']} mode, {where}")
+    else:
+        terminalreporter.write_line("integration: no test here started a collector")
     for line in _RAN.get("notes", []):
         terminalreporter.write_line(f"integration: {line}")
 
@@ -81,9 +84,11 @@ def collector_mode() -> Mode:
     try:
         mode = resolve_mode()
     except CollectorUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    _RAN["mode"] = mode
-    return mode
+        reason = str(exc)
+    else:
+        _RAN["mode"] = mode
+        return mode
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="session")

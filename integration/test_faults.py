@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -47,23 +48,29 @@ class TimedRun:
             [console_script(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.stdout: list[str] = []
+        self.stderr: list[str] = []
         self.summary_at: float | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.exited = 0.0
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.stdout.append(line)
-            if re.match(r"\d+ inputs?: ", line):
+    def _read(self, stream: IO[str], lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if stream is self.process.stdout and re.match(r"\d+ inputs?: ", line):
                 self.summary_at = time.monotonic()
 
     def wait(self, timeout_s: float = 120.0) -> tuple[int, str]:
         """Exit code and stderr."""
-        _, stderr = self.process.communicate(timeout=timeout_s)
+        code = self.process.wait(timeout=timeout_s)
         self.exited = time.monotonic()
-        self._reader.join(5)
-        return self.process.returncode, stderr
+        for reader in self._readers:
+            reader.join(5)
+        return code, "".join(self.stderr)
 
     @property
     def shutdown_s(self) -> float:
