@@ -514,10 +514,61 @@ class _Engine:
         return tuple(chosen)  # type: ignore[arg-type]
 
     def match_forest(self, roots: Sequence[ExpectedSpan]) -> tuple[int, ...] | None:
+        """Distinct spans for the expected roots. When partial, a root may match any span, but no
+        two of them may be nested (one inside the other's subtree), so matches never share spans."""
         chosen = self.bipartite(roots, self.root_candidates, self.fits)
-        if chosen is not None and self.exact and len(chosen) != len(self.forest.roots):
+        if chosen is None:
             return None
-        return chosen
+        if self.exact:
+            return chosen if len(chosen) == len(self.forest.roots) else None
+        if len(chosen) < 2 or not self._nested(chosen):
+            return chosen
+        return self._unnested(roots)
+
+    def _ancestors(self, i: int) -> set[int]:
+        out = set()
+        p = self.forest.parent[i]
+        while p is not None:
+            out.add(p)
+            p = self.forest.parent[p]
+        return out
+
+    def _nested(self, chosen: Sequence[int]) -> bool:
+        picked = set(chosen)
+        return any(self._ancestors(i) & picked for i in chosen)
+
+    def _unnested(self, roots: Sequence[ExpectedSpan], budget: int = 100_000) -> tuple[int, ...] | None:
+        """Backtracking over fitting candidates that are pairwise not nested (rarely needed: only
+        when the bipartite answer nests; expected forests have few roots)."""
+        cands = [[a for a in self.root_candidates(e) if self.fits(e, a)] for e in roots]
+        order = sorted(range(len(roots)), key=lambda n: len(cands[n]))
+        chosen: dict[int, int] = {}
+        ancestors: dict[int, set[int]] = {}
+        steps = 0
+
+        def place(k: int) -> bool:
+            nonlocal steps
+            if k == len(order):
+                return True
+            n = order[k]
+            for a in cands[n]:
+                steps += 1
+                if steps > budget:
+                    return False
+                anc = ancestors.get(a)
+                if anc is None:
+                    anc = ancestors[a] = self._ancestors(a)
+                if a in chosen.values() or anc & set(chosen.values()) or any(
+                    a in ancestors[b] for b in chosen.values()
+                ):
+                    continue
+                chosen[n] = a
+                if place(k + 1):
+                    return True
+                del chosen[n]
+            return False
+
+        return tuple(chosen[n] for n in range(len(roots))) if place(0) else None
 
     def pairs(self, roots: Sequence[ExpectedSpan], chosen: Sequence[int]) -> tuple[tuple[ExpectedSpan, Span], ...]:
         out: list[tuple[ExpectedSpan, Span]] = []
@@ -578,6 +629,9 @@ class _Divergence:
     actual_note: str = ""
 
 
+_ALIGN_ALL = 64  # up to this fan-out, explanations align children of any name
+
+
 class _Explainer:
     """Finds the first divergence along a best-effort alignment (greedy by how much of each
     expected subtree a span can hold), and a near-miss candidate for anything missing."""
@@ -589,41 +643,104 @@ class _Explainer:
         self.focus: list[int] = []
 
     def score(self, e: ExpectedSpan, i: int) -> int:
+        """How much of ``e``'s subtree span ``i`` holds: 3 for the name, 1 more for attributes/kind/
+        status, plus the aligned children. A differently named span still scores its children, so a
+        renamed span is recognised by what hangs below it."""
         key = (id(e), i)
         if key not in self._scores:
             value = 0
             if self.engine.name_ok(e, i):
-                value = 2 if self.engine.node_ok(e, i) else 1
-                assignment = self.align(e.children, lambda k: self.engine.child_candidates(k, i))
+                value = 4 if self.engine.node_ok(e, i) else 3
+            if e.children:
+                assignment = self.align(e.children, lambda k: self.child_pool(k, i))
                 value += sum(self.score(k, a) for k, a in zip(e.children, assignment) if a is not None)
             self._scores[key] = value
         return self._scores[key]
 
+    def child_pool(self, k: ExpectedSpan, i: int) -> list[int]:
+        """Children of ``i`` worth aligning with ``k``: all of them for ordinary fan-out."""
+        kids = self.forest.children[i]
+        return kids if len(kids) <= _ALIGN_ALL else self.engine.child_candidates(k, i)
+
+    def root_pool(self, e: ExpectedSpan) -> list[int]:
+        same = self.engine.root_candidates(e)
+        if len(self.forest.roots) > _ALIGN_ALL:
+            return same
+        seen = set(same)
+        return same + [r for r in self.forest.roots if r not in seen]
+
     def align(self, kids: Sequence[ExpectedSpan], candidates: Any) -> list[int | None]:
-        """Greedy assignment of expected nodes to distinct spans, best score first."""
-        scored = []
-        for n, k in enumerate(kids):
-            for pos, a in enumerate(candidates(k)):
-                scored.append((-self.score(k, a), n, pos, a))
-        scored.sort()
+        """Assign expected nodes to distinct spans maximising the total score (a pair that scores
+        nothing is no assignment). Optimal (scipy's assignment solver) when available, else greedy."""
+        pools = [list(candidates(k)) for k in kids]
+        columns = list(dict.fromkeys(a for pool in pools for a in pool))
+        if not columns:
+            return [None] * len(kids)
+        col = {a: c for c, a in enumerate(columns)}
+        scores = [[0] * len(columns) for _ in kids]
+        for n, (k, pool) in enumerate(zip(kids, pools)):
+            for a in pool:
+                value = self.score(k, a)
+                # A complete fit wins ties, so what is left over is what is really missing.
+                scores[n][col[a]] = 2 * value + (1 if value and self.engine.fits(k, a) else 0)
         out: list[int | None] = [None] * len(kids)
-        taken: set[int] = set()
-        for _, n, _, a in scored:
-            if out[n] is None and a not in taken:
-                out[n] = a
-                taken.add(a)
+        try:
+            from scipy.optimize import linear_sum_assignment
+        except ImportError:  # pragma: no cover - scipy is a dependency of the project
+            ranked = sorted((-v, n, c) for n, row in enumerate(scores) for c, v in enumerate(row) if v)
+            taken: set[int] = set()
+            for _, n, c in ranked:
+                if out[n] is None and c not in taken:
+                    out[n], _ = columns[c], taken.add(c)
+            return out
+        rows, cols = linear_sum_assignment(scores, maximize=True)
+        for n, c in zip(rows, cols):
+            if scores[n][c]:
+                out[n] = columns[c]
         return out
+
+    def align_roots(self, roots: Sequence[ExpectedSpan]) -> list[int | None]:
+        """Root alignment. When partial, two roots may not take nested spans: the weaker of a
+        nested pair is barred from that span and the alignment is solved again."""
+        barred: dict[int, set[int]] = {}
+        index = {id(e): n for n, e in enumerate(roots)}
+
+        def pool(e: ExpectedSpan) -> list[int]:
+            bar = barred.get(index[id(e)], set())
+            return [a for a in self.root_pool(e) if a not in bar]
+
+        for _ in range(4 * len(roots) + 1):
+            out = self.align(roots, pool)
+            if self.engine.exact:
+                return out
+            conflict = self._nested_pair(roots, out)
+            if conflict is None:
+                return out
+            barred.setdefault(conflict, set()).add(out[conflict])  # type: ignore[arg-type]
+        return out
+
+    def _nested_pair(self, roots: Sequence[ExpectedSpan], out: Sequence[int | None]) -> int | None:
+        """The weaker root of the first pair whose spans nest, or ``None``."""
+        placed = [n for n in range(len(roots)) if out[n] is not None]
+        for x in placed:
+            anc = self.engine._ancestors(out[x])  # type: ignore[arg-type]
+            for y in placed:
+                if y != x and out[y] in anc:
+                    return x if self.score(roots[x], out[x]) <= self.score(roots[y], out[y]) else y  # type: ignore[arg-type]
+        return None
 
     def where(self, i: int) -> str:
         return " > ".join(self.forest.path(i))
 
     def explain(self, roots: Sequence[ExpectedSpan]) -> _Divergence:
         engine = self.engine
-        assignment = self.align(roots, engine.root_candidates)
+        assignment = self.align_roots(roots)
         self.focus = [a for a in assignment if a is not None]
         for e, a in zip(roots, assignment):
             if a is None:
                 return self.missing_root(e)
+            if not engine.name_ok(e, a):
+                return self.renamed(e, a)
             if not engine.fits(e, a):
                 return self.descend(e, a)
         extra = [r for r in self.forest.roots if r not in set(assignment)]
@@ -634,7 +751,11 @@ class _Explainer:
                 actual=extra[0],
                 actual_note="unexpected",
             )
-        return _Divergence("no consistent assignment of the expected roots to recorded spans")  # pragma: no cover
+        names = ", ".join(repr(e.name) for e in roots)  # pragma: no cover - alignment leaves one out first
+        return _Divergence(  # pragma: no cover
+            f"the expected roots {names} each fit a recorded span, but only spans nested inside one another; "
+            "separate expected roots need separate subtrees"
+        )
 
     def descend(self, e: ExpectedSpan, i: int) -> _Divergence:
         engine = self.engine
@@ -649,10 +770,12 @@ class _Explainer:
                 i,
                 "differs",
             )
-        assignment = self.align(e.children, lambda k: engine.child_candidates(k, i))
+        assignment = self.align(e.children, lambda k: self.child_pool(k, i))
         for k, a in zip(e.children, assignment):
             if a is None:
                 return self.missing_child(e, k, i, assignment)
+            if not engine.name_ok(k, a):
+                return self.renamed(k, a)
             if not engine.fits(k, a):
                 return self.descend(k, a)
         taken = {a for a in assignment if a is not None}
@@ -701,6 +824,20 @@ class _Explainer:
                 at = f"under {self.where(parent)}" if parent is not None else "as a root"
                 hint = f"; closest candidate: {self.forest.spans[candidate].name!r}, recorded {at}"
         return _Divergence(head + hint, k, "missing", candidate, "closest candidate" if candidate is not None else "")
+
+    def renamed(self, e: ExpectedSpan, i: int) -> _Divergence:
+        """``e`` is missing, but span ``i`` (another name) sits where it should, with its children."""
+        name = e.name if isinstance(e.name, str) else repr(e.name)
+        parent = self.forest.parent[i]
+        where = f"under {self.where(parent)}" if parent is not None else "as a root"
+        return _Divergence(
+            f"missing span {name!r} {where}; closest candidate: {self.forest.spans[i].name!r} "
+            "(same position, matching children)",
+            e,
+            "missing",
+            i,
+            "closest candidate",
+        )
 
     def missing_root(self, e: ExpectedSpan) -> _Divergence:
         name = e.name if isinstance(e.name, str) else repr(e.name)

@@ -352,16 +352,31 @@ def test_missing_span_recorded_elsewhere_is_pointed_at() -> None:
     assert "  │  ├─ skull_strip (2.0 ms)  <-- closest candidate" in message
 
 
-def test_missing_root_suggests_the_nearest_name() -> None:
+def test_a_renamed_root_is_recognised_by_its_children() -> None:
     message = failure(PIPELINE, "proces_file\n└─ load_file")
     assert message.splitlines()[:4] == [
-        "span tree does not match (partial, any order): missing span 'proces_file' (expected as a root); "
-        "closest candidate: 'process_file', recorded as a root",
+        "span tree does not match (partial, any order): missing span 'proces_file' as a root; "
+        "closest candidate: 'process_file' (same position, matching children)",
         "expected:",
         "  proces_file  <-- missing",
         "  └─ load_file",
     ]
     assert "  process_file (14.0 ms)  <-- closest candidate" in message
+
+
+def test_a_missing_leaf_root_suggests_the_nearest_name() -> None:
+    assert failure(PIPELINE, "save_fil").splitlines()[0] == (
+        "span tree does not match (partial, any order): missing span 'save_fil' (expected as a root); "
+        "closest candidate: 'save_file', recorded under process_file"
+    )
+
+
+def test_a_renamed_inner_span_is_recognised_by_its_children() -> None:
+    message = failure(PIPELINE, "process_file\n└─ process_img\n   ├─ bias_correct\n   └─ normalize")
+    assert message.splitlines()[0] == (
+        "span tree does not match (partial, any order): missing span 'process_img' under process_file; "
+        "closest candidate: 'process_image' (same position, matching children)"
+    )
 
 
 def test_nothing_similar_says_so_and_lists_what_was_recorded() -> None:
@@ -442,3 +457,24 @@ def test_long_recordings_are_truncated() -> None:
     spans = build(("root", [(f"child{i}", []) for i in range(100)]))
     message = failure(spans, "root\n└─ missing", max_lines=10)
     assert message.endswith("... 91 more lines")
+
+
+def test_partial_roots_never_share_spans_through_nesting() -> None:
+    spans = build(("a", [("b", [])]))
+    assert match_tree(spans, ["a\n└─ b", "b"]) is None
+    assert match_tree(spans, ["a", "b"]) is None
+    assert failure(spans, ["a", "b"]).splitlines()[0] == (
+        "span tree does not match (partial, any order): missing span 'b' (expected as a root); "
+        "closest candidate: 'b', recorded under a"
+    )
+    two = spans + build(("b", []), trace_id=2)
+    m = assert_tree(two, ["a\n└─ b", "b"])
+    assert len({(s.trace_id, s.span_id) for s in m.spans()}) == 3
+
+
+def test_nesting_is_resolved_by_backtracking_when_the_first_choice_nests() -> None:
+    # 'b' first fits the nested b (inside a), the only other b is a separate root.
+    spans = build(("a", [("b", [])]), ("b", []))
+    m = assert_tree(spans, ["b", "a"])
+    b = next(s for e, s in m.pairs if e.name == "b")
+    assert b.parent_span_id is None
