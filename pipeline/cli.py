@@ -183,7 +183,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
     from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
     sqlite_instrumentor = SQLite3Instrumentor()
-    sqlite_instrumentor.instrument(tracer_provider=setup.tracer_provider)
+    # Instrumentors are process-wide singletons: only undo what this run did.
+    we_instrumented = not sqlite_instrumentor.is_instrumented_by_opentelemetry
+    if we_instrumented:
+        sqlite_instrumentor.instrument(tracer_provider=setup.tracer_provider)
     telemetry = setup.telemetry()
     failures: list[FileResult] = []
     try:
@@ -250,7 +253,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
             note = f"OTEL_TRACES_SAMPLER={sampler}" if sampler else None
             print(summary.render(sampler_note=note), file=stdout)
     finally:
-        sqlite_instrumentor.uninstrument()
+        if we_instrumented:
+            sqlite_instrumentor.uninstrument()
         setup.shutdown(DEFAULT_SHUTDOWN_TIMEOUT_S)
         root.removeHandler(console)
         root.setLevel(previous_root_level)

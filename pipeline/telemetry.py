@@ -206,6 +206,7 @@ class TelemetrySetup:
     _error_filter: _ExportErrorFilter = field(default_factory=_ExportErrorFilter, repr=False)
     _filtered_loggers: list[logging.Logger] = field(default_factory=list, repr=False)
     _prometheus_server: Any = field(default=None, repr=False)
+    _log_handler: logging.Handler | None = field(default=None, repr=False)
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -241,9 +242,8 @@ class TelemetrySetup:
         if self._shut_down:
             return
         self._shut_down = True
-        handler = getattr(self, "_log_handler", None)
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
         deadline = time.monotonic() + max(0.0, timeout_s)
 
         def remaining_ms() -> int:
@@ -470,9 +470,18 @@ def configure_from_env(
             from prometheus_client import start_http_server
 
             host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST
-            port = int(env.get("OTEL_EXPORTER_PROMETHEUS_PORT") or DEFAULT_PROMETHEUS_PORT)
+            raw_port = env.get("OTEL_EXPORTER_PROMETHEUS_PORT") or str(DEFAULT_PROMETHEUS_PORT)
+            if not raw_port.isdigit():
+                raise TelemetryConfigError(f"OTEL_EXPORTER_PROMETHEUS_PORT={raw_port!r} is not a port number")
+            port = int(raw_port)
+            try:
+                server = start_http_server(port, addr=host)
+            except OSError as exc:
+                raise TelemetryConfigError(
+                    f"cannot serve Prometheus metrics on {host}:{port} ({exc.strerror or exc}); "
+                    "set OTEL_EXPORTER_PROMETHEUS_PORT"
+                ) from None
             readers.append(PrometheusMetricReader())
-            server = start_http_server(port, addr=host)
             prometheus = (host, int(server[0].server_port))
     readers.extend(extra_metric_readers)
 

@@ -100,6 +100,8 @@ def test_service_name_and_resource_attributes_from_env() -> None:
         ({"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"},
          "OTEL_EXPORTER_OTLP_TIMEOUT='soon' is not a number of seconds"),
         ({"OTEL_METRIC_EXPORT_INTERVAL": "often"}, "OTEL_METRIC_EXPORT_INTERVAL='often' is not milliseconds"),
+        ({"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": "http"},
+         "OTEL_EXPORTER_PROMETHEUS_PORT='http' is not a port number"),
     ],
 )
 def test_unsupported_values_are_clear_errors(env: dict[str, str], message: str) -> None:
@@ -205,6 +207,17 @@ def test_prometheus_exporter_serves_the_course_names(phantom: Path, tmp_path: Pa
     assert samples[("neuro_files_processed_total", (("status", "success"),))] == 1
     assert samples[("neuro_process_duration_seconds_count", (("status", "success"),))] == 1
     assert ("neuro_input_size_bytes_count", ()) in samples
+
+
+def test_prometheus_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(TelemetryConfigError) as info:
+            configure_from_env({"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": str(port)})
+    assert str(info.value) == (f"cannot serve Prometheus metrics on 127.0.0.1:{port} (Address already in use); "
+                               "set OTEL_EXPORTER_PROMETHEUS_PORT")
 
 
 def test_logging_bridge_correlates_and_skips_opentelemetry_records(phantom: Path, tmp_path: Path) -> None:
