@@ -33,9 +33,18 @@ def make_telemetry(n_spans: int, n_points: int) -> Telemetry:
     while len(spans) < n_spans:
         trace += 1
         root = Span(
-            "process_file", trace, sid, start_time_ns=0, end_time_ns=500 * ms,
-            attributes=Attributes({"neuro.file.name": f"sub-{trace:05d}_T1w.nii.gz", "neuro.file.status": "success",
-                                   "neuro.subject_id": f"sub-{trace:05d}"}),
+            "process_file",
+            trace,
+            sid,
+            start_time_ns=0,
+            end_time_ns=500 * ms,
+            attributes=Attributes(
+                {
+                    "neuro.file.name": f"sub-{trace:05d}_T1w.nii.gz",
+                    "neuro.file.status": "success",
+                    "neuro.subject_id": f"sub-{trace:05d}",
+                }
+            ),
         )
         spans.append(root)
         sid += 1
@@ -45,14 +54,29 @@ def make_telemetry(n_spans: int, n_points: int) -> Telemetry:
             attrs = {"neuro.stage.name": stage, "neuro.stage.index": i}
             if trace % 97 == 0 and i == 0:
                 attrs["user.email"] = f"user{trace}@example.org"
-            spans.append(Span(stage, trace, sid, parent_span_id=root.span_id, start_time_ns=i * ms,
-                              end_time_ns=(i + 1) * ms, attributes=Attributes(attrs)))
+            spans.append(
+                Span(
+                    stage,
+                    trace,
+                    sid,
+                    parent_span_id=root.span_id,
+                    start_time_ns=i * ms,
+                    end_time_ns=(i + 1) * ms,
+                    attributes=Attributes(attrs),
+                )
+            )
             sid += 1
     points = [
         MetricPoint(
-            "neuro.stages.executed", MetricKind.COUNTER,
-            Attributes({"stage": STAGES[i % len(STAGES)], "status": "ok" if i % 10 else "failed",
-                        "file.path": f"/data/sub-{i % 5000:05d}/anat/T1w.nii.gz"}),
+            "neuro.stages.executed",
+            MetricKind.COUNTER,
+            Attributes(
+                {
+                    "stage": STAGES[i % len(STAGES)],
+                    "status": "ok" if i % 10 else "failed",
+                    "file.path": f"/data/sub-{i % 5000:05d}/anat/T1w.nii.gz",
+                }
+            ),
             value=1,
         )
         for i in range(n_points)
@@ -87,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         telemetry = make_telemetry(n, n)
         for name, check in checks.items():
-            seconds = best_of(args.repeat if n < 100_000 else 1, lambda: check(telemetry))
+            seconds = best_of(args.repeat if n < 100_000 else 1, lambda c=check, t=telemetry: c(t))
             per_item = seconds / n * 1e6
             growth = f"  x{per_item / previous[name]:.2f} per item" if name in previous else ""
             previous[name] = per_item

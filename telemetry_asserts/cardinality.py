@@ -122,7 +122,8 @@ def classify_value(value: Any) -> str | None:
 
     One of ``"uuid"``, ``"hex id"``, ``"e-mail address"``, ``"url"``, ``"timestamp"``, ``"path"``,
     ``"numeric id"`` (a string or int of 10+ digits: ids, epoch times) or ``"opaque id"`` (20+
-    letters and digits, mixed, no separators: base62/base64-ish tokens). Short enumerations (``"n4"``, ``"T1w"``, ``200``) are None.
+    letters and digits, mixed, no separators: base62/base64-ish tokens). Short enumerations
+    (``"n4"``, ``"T1w"``, ``200``) are None.
     """
     if isinstance(value, bool):
         return None

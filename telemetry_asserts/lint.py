@@ -53,6 +53,7 @@ _SEVERITY = {
 }
 _LEVELS = {"warning": 0, "error": 1}
 
+# fmt: off
 DEFAULT_MEANINGLESS = frozenset(
     {
         "data", "temp", "tmp", "value", "val", "values", "info", "foo", "bar", "baz", "qux", "test", "stuff",
@@ -61,6 +62,7 @@ DEFAULT_MEANINGLESS = frozenset(
         "my_attribute", "attr1", "unknown", "other", "extra", "debug", "payload",
     }
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,9 @@ class LintReport:
             )
 
 
-def lint(telemetry: Telemetry, options: LintOptions | None = None, *, disable: Iterable[str] = (),
-         **thresholds: Any) -> LintReport:
+def lint(
+    telemetry: Telemetry, options: LintOptions | None = None, *, disable: Iterable[str] = (), **thresholds: Any
+) -> LintReport:
     """Run every enabled rule over ``telemetry``; ``thresholds`` override :class:`LintOptions` fields."""
     opts = options or LintOptions()
     known = {f.name for f in fields(LintOptions)} - {"disable"}
@@ -365,5 +368,7 @@ class _Linter:
         for f in find_sensitive(self.t, self.o.sensitive_rules, span_label=self.path):
             out.add((f.where, f.key))
             what = "log body" if f.key == "<body>" else f"attribute {f.key!r}"
-            self.add("sensitive_data", f.where, f"{what}: {f.reason} ({f.count}x); never record secrets or personal data")
+            self.add(
+                "sensitive_data", f.where, f"{what}: {f.reason} ({f.count}x); never record secrets or personal data"
+            )
         return out

@@ -47,7 +47,7 @@ def severity_range(severity: str | int) -> tuple[int, int]:
     name = str(severity).upper()
     if name in _ALIASES:
         return _RANGES[_ALIASES[name]]
-    base, suffix = name.rstrip("1234"), name[len(name.rstrip("1234")):]
+    base, suffix = name.rstrip("1234"), name[len(name.rstrip("1234")) :]
     if base not in _RANGES or len(suffix) > 1:
         raise ValueError(f"unknown severity {severity!r}{did_you_mean(name, [*_RANGES, *_ALIASES])}")
     lo, hi = _RANGES[base]
@@ -134,9 +134,16 @@ class LogView:
             raise TelemetryAssertionError(self._selection_message(criteria, len(found)))
         return found[0]
 
-    def assert_log(self, body: Any = None, severity: str | int | None = None, min_severity: str | int | None = None,
-                   attributes: Mapping[str, Any] | None = None, *, exact: bool = False,
-                   count: int | None = None) -> LogRecord:
+    def assert_log(
+        self,
+        body: Any = None,
+        severity: str | int | None = None,
+        min_severity: str | int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        exact: bool = False,
+        count: int | None = None,
+    ) -> LogRecord:
         """At least one record (exactly ``count`` if given) matches; returns the first."""
         crit = dict(body=body, severity=severity, min_severity=min_severity, attributes=attributes, exact=exact)
         found = self.where(**crit)
@@ -144,23 +151,37 @@ class LogView:
             raise TelemetryAssertionError(self._selection_message(crit, len(found), expected_count=count))
         return found[0]
 
-    def assert_no_log(self, body: Any = None, severity: str | int | None = None,
-                      min_severity: str | int | None = None, attributes: Mapping[str, Any] | None = None) -> None:
+    def assert_no_log(
+        self,
+        body: Any = None,
+        severity: str | int | None = None,
+        min_severity: str | int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
         """No record matches (e.g. ``assert_no_log(min_severity="ERROR")``)."""
         found = self.where(body=body, severity=severity, min_severity=min_severity, attributes=attributes)
         if found:
-            crit = _describe_criteria(dict(body=body, severity=severity, min_severity=min_severity, attributes=attributes))
+            crit = _describe_criteria(
+                dict(body=body, severity=severity, min_severity=min_severity, attributes=attributes)
+            )
             listed = "\n".join(_cap([f"  {describe_log(r)}" for r in found]))
             raise TelemetryAssertionError(f"expected no log record with {crit}, found {len(found)}:\n{listed}")
 
     def _selection_message(self, crit: Mapping[str, Any], n: int, expected_count: int | None = None) -> str:
-        want = "exactly one" if expected_count is None and n > 1 else (
-            f"{expected_count}" if expected_count is not None else "a")
+        want = (
+            "exactly one"
+            if expected_count is None and n > 1
+            else (f"{expected_count}" if expected_count is not None else "a")
+        )
         lines = [f"expected {want} log record with {_describe_criteria(crit)}, found {n}"]
-        criteria = _criteria(**{k: crit.get(k) for k in ("body", "severity", "min_severity", "attributes")},
-                             exact=bool(crit.get("exact")))
+        criteria = _criteria(
+            **{k: crit.get(k) for k in ("body", "severity", "min_severity", "attributes")},
+            exact=bool(crit.get("exact")),
+        )
         if n == 0 and self._records:
-            best = min(self._records, key=lambda r: (len(_problems(r, criteria)), -_body_similarity(r, crit.get("body"))))
+            best = min(
+                self._records, key=lambda r: (len(_problems(r, criteria)), -_body_similarity(r, crit.get("body")))
+            )
             lines.append(f"closest: {describe_log(best)}")
             lines += [f"  {p}" for p in _problems(best, criteria)]
         lines.append(f"recorded logs ({len(self._records)}):")
@@ -189,7 +210,9 @@ class LogView:
                 f"recorded logs ({len(self._records)}):\n"
                 + ("\n".join(_cap([f"  {describe_log(r)}" for r in self._records])) or "  none")
             )
-        bad = [r for r in selected if (r.trace_id, r.span_id) != (target.trace_id, target.span_id) or not r.is_correlated]
+        bad = [
+            r for r in selected if (r.trace_id, r.span_id) != (target.trace_id, target.span_id) or not r.is_correlated
+        ]
         if bad:
             lines = [f"{len(bad)} of {len(selected)} log record(s) not correlated with span {target.name!r}:"]
             lines.append(f"  span {target.name!r}: {_ids(target.trace_id, target.span_id)}")
@@ -226,8 +249,13 @@ class LogView:
         return self.where(**where).records
 
 
-def _criteria(body: Any, severity: str | int | None, min_severity: str | int | None,
-              attributes: Mapping[str, Any] | None, exact: bool) -> dict[str, Any]:
+def _criteria(
+    body: Any,
+    severity: str | int | None,
+    min_severity: str | int | None,
+    attributes: Mapping[str, Any] | None,
+    exact: bool,
+) -> dict[str, Any]:
     return {
         "body": body,
         "severity": severity_range(severity) if severity is not None else None,

@@ -84,7 +84,7 @@ def values_equal(actual: Any, expected: Any, *, strict_numbers: bool = True) -> 
     if isinstance(expected, (list, tuple)):
         if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
             return False
-        return all(values_equal(a, e, strict_numbers=strict_numbers) for a, e in zip(actual, expected))
+        return all(values_equal(a, e, strict_numbers=strict_numbers) for a, e in zip(actual, expected, strict=True))
     want, got = _kind(expected), _kind(actual)
     if want in ("int", "float") and got in ("int", "float") and not strict_numbers:
         return actual == expected
@@ -357,7 +357,5 @@ def describe_mismatches(mismatches: Sequence[AttributeMismatch], *, actual: Mapp
             why = "must be absent" if isinstance(m.expected, Absent) else "not expected"
             lines.append(f"unexpected attribute {m.key!r} = {describe_value(m.actual)} ({why})")
         else:
-            lines.append(
-                f"attribute {m.key!r}: expected {describe_value(m.expected)}, got {describe_value(m.actual)}"
-            )
+            lines.append(f"attribute {m.key!r}: expected {describe_value(m.expected)}, got {describe_value(m.actual)}")
     return "\n".join(lines)

@@ -86,7 +86,7 @@ def _merge_histograms(points: Sequence[MetricPoint]) -> HistogramData:
     bounds = points[0].explicit_bounds
     buckets: tuple[int, ...] = ()
     if all(p.explicit_bounds == bounds and p.bucket_counts for p in points):
-        buckets = tuple(sum(col) for col in zip(*(p.bucket_counts for p in points)))
+        buckets = tuple(sum(col) for col in zip(*(p.bucket_counts for p in points), strict=True))
     elif len(points) == 1:
         buckets = points[0].bucket_counts
     return HistogramData(
@@ -167,8 +167,7 @@ class MetricView:
         except KeyError:
             recorded = ", ".join(self._by_name) or "none"
             raise TelemetryAssertionError(
-                f"no metric {name!r} was recorded{did_you_mean(name, self._by_name)}\n"
-                f"recorded metrics: {recorded}"
+                f"no metric {name!r} was recorded{did_you_mean(name, self._by_name)}\nrecorded metrics: {recorded}"
             ) from None
 
     def _matching(self, name: str, attributes: Mapping[str, Any] | None) -> list[MetricPoint]:
@@ -186,7 +185,9 @@ class MetricView:
         best = min((p.attributes for p in series), key=lambda a: len(match_attributes(a, attributes)), default=None)
         if best is not None:
             lines.append(f"closest series {format_attributes(best)}:")
-            lines += ["  " + ln for ln in describe_mismatches(match_attributes(best, attributes), actual=best).splitlines()]
+            lines += [
+                "  " + ln for ln in describe_mismatches(match_attributes(best, attributes), actual=best).splitlines()
+            ]
         lines.append("recorded series:")
         lines += _cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in series])
         return "\n".join(lines)
@@ -240,7 +241,9 @@ class MetricView:
         actual = self.value(name, attributes)
         if not values_equal(actual, value, strict_numbers=False):
             where = f" for {format_attributes(attributes)}" if attributes is not None else ""
-            series = "\n".join(_cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in self.series(name)]))
+            series = "\n".join(
+                _cap([f"  {format_attributes(p.attributes)}: {_describe_point(p)}" for p in self.series(name)])
+            )
             raise TelemetryAssertionError(
                 f"counter {name!r}{where}: expected {describe_value(value)}, got {describe_value(actual)}\n"
                 f"recorded series:\n{series}"
@@ -288,7 +291,9 @@ class MetricView:
         for e in expected:
             unknown = set(e) - {"attributes", *_POINT_FIELDS}
             if unknown:
-                raise TypeError(f"unknown expected point field(s) {sorted(unknown)}; use attributes, {', '.join(_POINT_FIELDS)}")
+                raise TypeError(
+                    f"unknown expected point field(s) {sorted(unknown)}; use attributes, {', '.join(_POINT_FIELDS)}"
+                )
         series = list(self.series(name))
         fits = [[i for i, p in enumerate(series) if not self._point_problems(p, e, exact)] for e in expected]
         assignment = _bipartite(fits, len(series))
@@ -332,7 +337,10 @@ class MetricView:
         attrs = expected.get("attributes", {})
 
         def score(p: MetricPoint) -> tuple[int, int]:
-            return (len(match_attributes(p.attributes, attrs, exact=exact)), len(self._point_problems(p, expected, exact)))
+            return (
+                len(match_attributes(p.attributes, attrs, exact=exact)),
+                len(self._point_problems(p, expected, exact)),
+            )
 
         return min(series, key=score)
 
@@ -362,4 +370,3 @@ def _bipartite(fits: list[list[int]], n_right: int) -> list[int | None]:
         if j is not None:
             result[j] = i
     return result
-

@@ -65,7 +65,10 @@ def _has_card_number(value: str) -> bool:
 
 DEFAULT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Lookbehinds start each match at a token boundary: linear time on long values (stack traces).
-    ("e-mail address", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
+    (
+        "e-mail address",
+        re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    ),
     ("bearer/basic credentials", re.compile(r"\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)),
     ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")),
     ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
@@ -112,8 +115,10 @@ class SensitiveRules:
     ) -> SensitiveRules:
         """New rules with more deny terms (``"neuro patient name"`` or ``"patient_name"``), more value
         patterns (a ``{name: regex}`` mapping or bare regexes) and exact keys to allow."""
-        named = patterns.items() if isinstance(patterns, Mapping) else (
-            (p if isinstance(p, str) else p.pattern, p) for p in patterns
+        named = (
+            patterns.items()
+            if isinstance(patterns, Mapping)
+            else ((p if isinstance(p, str) else p.pattern, p) for p in patterns)
         )
         compiled = tuple((name, re.compile(p) if isinstance(p, str) else p) for name, p in named)
         return SensitiveRules(

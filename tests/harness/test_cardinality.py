@@ -66,8 +66,13 @@ class TestCounts:
 
 
 _keys = st.sampled_from(["a", "b", "c", "d"])
-_vals = st.one_of(st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5]), st.sampled_from(["x", "y", "1"]),
-                  st.lists(st.integers(0, 2), max_size=2))
+_vals = st.one_of(
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.0, 1.0, 2.5]),
+    st.sampled_from(["x", "y", "1"]),
+    st.lists(st.integers(0, 2), max_size=2),
+)
 _attr_sets = st.lists(st.dictionaries(_keys, _vals, max_size=4), max_size=30)
 
 
@@ -126,8 +131,24 @@ class TestIdLike:
 
     @pytest.mark.parametrize(
         "value",
-        ["n4", "skull_strip", "T1w", "sub-01", "ok", "nii.gz", "1.45.1", "application/json", "mm/s", "/",
-         "gaussian_smoothing_fwhm6mm", "deadbeefdeadbeefdead", 200, 3.5, True, ("a", "b")],
+        [
+            "n4",
+            "skull_strip",
+            "T1w",
+            "sub-01",
+            "ok",
+            "nii.gz",
+            "1.45.1",
+            "application/json",
+            "mm/s",
+            "/",
+            "gaussian_smoothing_fwhm6mm",
+            "deadbeefdeadbeefdead",
+            200,
+            3.5,
+            True,
+            ("a", "b"),
+        ],
     )
     def test_bounded_values_are_not_ids(self, value: object) -> None:
         assert classify_value(value) is None
@@ -136,8 +157,13 @@ class TestIdLike:
         pts = [point("neuro.files", path=f"/data/sub-{i:02d}/T1w.nii.gz", stage="n4") for i in range(4)]
         pts += [point("neuro.req", id="550e8400-e29b-41d4-a716-446655440000", ok=True)]
         assert find_id_like(pts) == [
-            IdLikeAttribute("neuro.files", "path", "path",
-                            ("/data/sub-00/T1w.nii.gz", "/data/sub-01/T1w.nii.gz", "/data/sub-02/T1w.nii.gz"), 4),
+            IdLikeAttribute(
+                "neuro.files",
+                "path",
+                "path",
+                ("/data/sub-00/T1w.nii.gz", "/data/sub-01/T1w.nii.gz", "/data/sub-02/T1w.nii.gz"),
+                4,
+            ),
             IdLikeAttribute("neuro.req", "id", "uuid", ("550e8400-e29b-41d4-a716-446655440000",), 1),
         ]
 

@@ -94,17 +94,28 @@ def test_acceptance_real_sdk_run_gives_exactly_three_findings() -> None:
         ("id_like_metric_attribute", "metric 'app.files.processed'"),
         ("sensitive_data", "process_batch"),
     ]
-    assert report.findings[0].message.startswith("100 sibling spans named 'process_item' under one parent (more than 20)")
+    assert report.findings[0].message.startswith(
+        "100 sibling spans named 'process_item' under one parent (more than 20)"
+    )
     assert "hunter2" not in report.text()
     with pytest.raises(TelemetryAssertionError, match="instrumentation lint: 3 findings"):
         report.assert_clean()
     # every problem can be switched off, the others stay (with the loop rule off, the quick per-item
     # spans may count as trivial, depending on the machine's speed: switch that off too)
-    assert lint(telemetry, disable={"tight_loop", "trivial_span"}).rules() == ["id_like_metric_attribute", "sensitive_data"]
+    assert lint(telemetry, disable={"tight_loop", "trivial_span"}).rules() == [
+        "id_like_metric_attribute",
+        "sensitive_data",
+    ]
     assert lint(telemetry, disable={"sensitive_data"}).rules() == ["tight_loop", "id_like_metric_attribute"]
-    assert lint(telemetry, disable={"id_like_metric_attribute"}).rules() == ["tight_loop", "high_cardinality_metric", "sensitive_data"]
-    assert not lint(telemetry, disable={"tight_loop", "id_like_metric_attribute", "sensitive_data",
-                                        "trivial_span", "high_cardinality_metric"})
+    assert lint(telemetry, disable={"id_like_metric_attribute"}).rules() == [
+        "tight_loop",
+        "high_cardinality_metric",
+        "sensitive_data",
+    ]
+    assert not lint(
+        telemetry,
+        disable={"tight_loop", "id_like_metric_attribute", "sensitive_data", "trivial_span", "high_cardinality_metric"},
+    )
 
 
 class TestTightLoop:
@@ -176,7 +187,9 @@ class TestAttributes:
     def test_meaningless_names(self) -> None:
         f = Forest()
         f.add("s", attributes=Attributes({"data": 1, "temp2": 2, "x": 3, "neuro.voxel_count": 4, "Value": 5}))
-        report = lint(f.telemetry(metrics=(point("m", foo="a"),), logs=(LogRecord("hi", attributes=Attributes({"info": "i"})),)))
+        report = lint(
+            f.telemetry(metrics=(point("m", foo="a"),), logs=(LogRecord("hi", attributes=Attributes({"info": "i"})),))
+        )
         assert [(x.where, x.message.split(" says")[0]) for x in report] == [
             ("s", "attribute name 'data'"),
             ("s", "attribute name 'temp2'"),
@@ -186,15 +199,25 @@ class TestAttributes:
             ("log", "attribute name 'info'"),
         ]
         assert [x.message.split(" says")[0] for x in lint(f.telemetry(), meaningless_names=["temp"])] == [
-            "attribute name 'temp2'", "attribute name 'x'"
+            "attribute name 'temp2'",
+            "attribute name 'x'",
         ]  # a list (as YAML gives) replaces the default set
         custom = LintOptions(meaningless_names=DEFAULT_MEANINGLESS | {"neuro.voxel_count"})
         assert len(lint(f.telemetry(), custom)) == 5
 
     def test_oversize_values(self) -> None:
         f = Forest()
-        f.add("s", attributes=Attributes({"neuro.header": "h" * 1025, "neuro.ok": "h" * 1024,
-                                          "neuro.shape": tuple(range(129)), "exception.stacktrace": "t" * 5000}))
+        f.add(
+            "s",
+            attributes=Attributes(
+                {
+                    "neuro.header": "h" * 1025,
+                    "neuro.ok": "h" * 1024,
+                    "neuro.shape": tuple(range(129)),
+                    "exception.stacktrace": "t" * 5000,
+                }
+            ),
+        )
         report = lint(f.telemetry())
         assert [x.message for x in report] == [
             "attribute 'neuro.header' holds 1025 characters (limit 1024): attributes are indexed labels, not "
@@ -251,7 +274,9 @@ class TestReport:
         assert not empty and len(empty) == 0
         assert empty.text() == "instrumentation lint: no findings"
         empty.assert_clean()
-        report = LintReport([Finding("trivial_span", "m1", "a > b"), Finding("sensitive_data", "m2", "span 'a'", "error")])
+        report = LintReport(
+            [Finding("trivial_span", "m1", "a > b"), Finding("sensitive_data", "m2", "span 'a'", "error")]
+        )
         assert report and len(report) == 2
         with pytest.raises(TelemetryAssertionError) as info:
             report.assert_clean()

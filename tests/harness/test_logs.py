@@ -55,9 +55,12 @@ def run() -> Iterator[Run]:
             log.warning("low contrast", extra={"neuro.contrast": 0.2})
             log.error("mask failed")
         logger_provider.force_flush()
-        yield Run(spans_from_sdk(span_exporter.get_finished_spans()),
-                  LogView(logs_from_sdk(log_exporter.get_finished_logs()),
-                          spans_from_sdk(span_exporter.get_finished_spans())))
+        yield Run(
+            spans_from_sdk(span_exporter.get_finished_spans()),
+            LogView(
+                logs_from_sdk(log_exporter.get_finished_logs()), spans_from_sdk(span_exporter.get_finished_spans())
+            ),
+        )
     finally:
         log.removeHandler(handler)
         logger_provider.shutdown()
@@ -98,7 +101,9 @@ class TestSelection:
 
     def test_one(self, run: Run) -> None:
         assert run.logs.one(severity="ERROR").body == "mask failed"
-        with pytest.raises(TelemetryAssertionError, match="expected exactly one log record with severity at least 'INFO', found 4"):
+        with pytest.raises(
+            TelemetryAssertionError, match="expected exactly one log record with severity at least 'INFO', found 4"
+        ):
             run.logs.one(min_severity="INFO")
 
     def test_assert_log_passes_and_counts(self, run: Run) -> None:
@@ -109,14 +114,20 @@ class TestSelection:
     def test_assert_log_message_pinned(self) -> None:
         view = LogView(
             [
-                LogRecord("loading file", severity_text="INFO", severity_number=9, attributes=Attributes({"neuro.subject_id": "sub-01"})),
+                LogRecord(
+                    "loading file",
+                    severity_text="INFO",
+                    severity_number=9,
+                    attributes=Attributes({"neuro.subject_id": "sub-01"}),
+                ),
                 LogRecord("mask failed", severity_text="ERROR", severity_number=17),
             ]
         )
         with pytest.raises(TelemetryAssertionError) as info:
             view.assert_log(body="loading files", severity="WARNING", attributes={"neuro.subject": "sub-01"})
         assert str(info.value) == (
-            "expected a log record with body='loading files' severity='WARNING' attributes {neuro.subject='sub-01'}, found 0\n"
+            "expected a log record with body='loading files' severity='WARNING' "
+            "attributes {neuro.subject='sub-01'}, found 0\n"
             "closest: [INFO] 'loading file' {neuro.subject_id='sub-01'}\n"
             "  body: expected 'loading files' (str), got 'loading file' (str)\n"
             "  severity: expected WARNING, got INFO\n"
@@ -131,10 +142,7 @@ class TestSelection:
         with pytest.raises(TelemetryAssertionError) as info:
             view.assert_log(body="a", count=1)
         assert str(info.value) == (
-            "expected 1 log record with body='a', found 2\n"
-            "recorded logs (2):\n"
-            "  [INFO] 'a' {}\n"
-            "  [INFO] 'a' {}"
+            "expected 1 log record with body='a', found 2\nrecorded logs (2):\n  [INFO] 'a' {}\n  [INFO] 'a' {}"
         )
 
     def test_long_listings_are_capped(self) -> None:
@@ -149,7 +157,9 @@ class TestSelection:
         run.logs.assert_no_log(min_severity="FATAL")
         with pytest.raises(TelemetryAssertionError) as info:
             run.logs.assert_no_log(min_severity="ERROR")
-        assert str(info.value).startswith("expected no log record with severity at least 'ERROR', found 1:\n  [ERROR] 'mask failed' {")
+        assert str(info.value).startswith(
+            "expected no log record with severity at least 'ERROR', found 1:\n  [ERROR] 'mask failed' {"
+        )
 
 
 class TestCorrelation:
@@ -202,5 +212,7 @@ class TestCorrelation:
             LogView([]).assert_all_correlated()
 
     def test_span_by_name_must_be_unique_and_suggests(self, run: Run) -> None:
-        with pytest.raises(TelemetryAssertionError, match=r"no single span named 'load_files' \(did you mean 'load_file'\?\)"):
+        with pytest.raises(
+            TelemetryAssertionError, match=r"no single span named 'load_files' \(did you mean 'load_file'\?\)"
+        ):
             run.logs.assert_correlated("load_files")

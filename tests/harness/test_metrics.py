@@ -137,10 +137,30 @@ class TestFolding:
         pts = [
             MetricPoint("c", C, value=1, time_ns=10, temporality=Temporality.DELTA),
             MetricPoint("c", C, value=3, time_ns=20, temporality=Temporality.DELTA),
-            MetricPoint("h", MetricKind.HISTOGRAM, count=1, sum=1.0, min=1.0, max=1.0, temporality=Temporality.DELTA,
-                        bucket_counts=(1, 0), explicit_bounds=(5.0,), time_ns=1),
-            MetricPoint("h", MetricKind.HISTOGRAM, count=2, sum=9.0, min=2.0, max=7.0, temporality=Temporality.DELTA,
-                        bucket_counts=(1, 1), explicit_bounds=(5.0,), time_ns=2),
+            MetricPoint(
+                "h",
+                MetricKind.HISTOGRAM,
+                count=1,
+                sum=1.0,
+                min=1.0,
+                max=1.0,
+                temporality=Temporality.DELTA,
+                bucket_counts=(1, 0),
+                explicit_bounds=(5.0,),
+                time_ns=1,
+            ),
+            MetricPoint(
+                "h",
+                MetricKind.HISTOGRAM,
+                count=2,
+                sum=9.0,
+                min=2.0,
+                max=7.0,
+                temporality=Temporality.DELTA,
+                bucket_counts=(1, 1),
+                explicit_bounds=(5.0,),
+                time_ns=2,
+            ),
         ]
         v = MetricView(pts)
         assert v.value("c") == 4
@@ -184,10 +204,14 @@ class TestAssertions:
             view.assert_gauge("neuro.queue", 8, {"q": "a"})
 
     def test_assert_histogram(self, view: MetricView) -> None:
-        data = view.assert_histogram("neuro.stage.duration", count=2, sum=3, max=InRange(hi=2), attributes={"neuro.stage": "n4"})
+        data = view.assert_histogram(
+            "neuro.stage.duration", count=2, sum=3, max=InRange(hi=2), attributes={"neuro.stage": "n4"}
+        )
         assert data.min == 1.0
         with pytest.raises(TelemetryAssertionError) as info:
-            view.assert_histogram("neuro.stage.duration", count=4, bucket_counts=[0, 2, 1], attributes={"neuro.stage": "n4"})
+            view.assert_histogram(
+                "neuro.stage.duration", count=4, bucket_counts=[0, 2, 1], attributes={"neuro.stage": "n4"}
+            )
         assert str(info.value) == (
             "histogram 'neuro.stage.duration' for {neuro.stage='n4'}:\n"
             "  count: expected 4 (int), got 2 (int)\n"
@@ -214,7 +238,10 @@ class TestAssertions:
         with pytest.raises(TelemetryAssertionError) as info:
             view.assert_points(
                 "neuro.stages.executed",
-                [{"attributes": {"neuro.stage": "n4"}, "value": 3}, {"attributes": {"neuro.stage": "skull"}, "value": 1}],
+                [
+                    {"attributes": {"neuro.stage": "n4"}, "value": 3},
+                    {"attributes": {"neuro.stage": "skull"}, "value": 1},
+                ],
                 exact=True,
             )
         assert str(info.value) == (
@@ -239,7 +266,9 @@ class TestAssertions:
         view.assert_points("neuro.stages.executed", [{"attributes": {"neuro.stage": "bias"}, "value": 1}])
         with pytest.raises(TelemetryAssertionError, match="unexpected additional points:\n  {neuro.stage='n4'}"):
             view.assert_points(
-                "neuro.stages.executed", [{"attributes": {"neuro.stage": "bias", "neuro.ok": True}, "value": 1}], exact=True
+                "neuro.stages.executed",
+                [{"attributes": {"neuro.stage": "bias", "neuro.ok": True}, "value": 1}],
+                exact=True,
             )
 
     def test_assert_points_histogram_fields(self, view: MetricView) -> None:
@@ -270,6 +299,8 @@ def test_real_sdk_counter_and_histogram() -> None:
         [{"attributes": {"neuro.stage": "n4"}, "value": 2}, {"attributes": {"neuro.stage": "mask"}, "value": 1}],
         exact=True,
     )
-    data = view.assert_histogram("neuro.stage.duration", count=2, sum=4.2, min=0.2, max=4.0, attributes={"neuro.stage": "n4"})
+    data = view.assert_histogram(
+        "neuro.stage.duration", count=2, sum=4.2, min=0.2, max=4.0, attributes={"neuro.stage": "n4"}
+    )
     assert sum(data.bucket_counts) == 2
     assert view.histogram("neuro.stage.duration").count == 3

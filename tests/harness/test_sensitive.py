@@ -42,8 +42,16 @@ def test_deny_keys(key: str, term: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["gen_ai.usage.input_tokens", "secretary", "neuro.subject_id", "neuro.file.name", "db.statement",
-     "exception.stacktrace", "neuro.passes", "keyboard"],
+    [
+        "gen_ai.usage.input_tokens",
+        "secretary",
+        "neuro.subject_id",
+        "neuro.file.name",
+        "db.statement",
+        "exception.stacktrace",
+        "neuro.passes",
+        "keyboard",
+    ],
 )
 def test_harmless_keys(key: str) -> None:
     assert RULES.check_key(key) is None
@@ -71,8 +79,17 @@ def test_sensitive_values(value: object, kind: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["4111111111111112", "1700000000000000000", "4bf92f3577b34da6a3ce929d0e0e4736", "sub-01_T1w.nii.gz",
-     "https://example.org/x", "n4", 4111111111111111, True, "x4111111111111111"],
+    [
+        "4111111111111112",
+        "1700000000000000000",
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "sub-01_T1w.nii.gz",
+        "https://example.org/x",
+        "n4",
+        4111111111111111,
+        True,
+        "x4111111111111111",
+    ],
 )
 def test_harmless_values(value: object) -> None:
     assert RULES.check_value(value) is None
@@ -108,8 +125,14 @@ def test_extend_keys_patterns_and_allow() -> None:
 def test_find_sensitive_everywhere_aggregated() -> None:
     res = Resource(Attributes({"service.name": "neuro", "deploy.api_key": "k"}))
     spans = tuple(
-        Span("login", trace_id=1, span_id=i + 1, attributes=Attributes({"password": "x"}), resource=res,
-             events=(Event("retry", attributes=Attributes({"user": "a@b.org"})),))
+        Span(
+            "login",
+            trace_id=1,
+            span_id=i + 1,
+            attributes=Attributes({"password": "x"}),
+            resource=res,
+            events=(Event("retry", attributes=Attributes({"user": "a@b.org"})),),
+        )
         for i in range(3)
     )
     metrics = (MetricPoint("m", MetricKind.COUNTER, Attributes({"session.cookie": "c"}), value=1, resource=res),)
@@ -130,8 +153,7 @@ def test_assert_no_sensitive_message() -> None:
     with pytest.raises(TelemetryAssertionError) as info:
         assert_no_sensitive(t)
     assert str(info.value) == (
-        "sensitive data in telemetry (1):\n"
-        "  span 'login': attribute 'password': key matches deny term 'password' (1x)"
+        "sensitive data in telemetry (1):\n  span 'login': attribute 'password': key matches deny term 'password' (1x)"
     )
     assert "hunter2" not in str(info.value)
     assert_no_sensitive(Telemetry(spans=(Span("ok", 1, 1, attributes=Attributes({"neuro.stage": "n4"})),)))
