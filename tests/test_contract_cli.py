@@ -319,5 +319,6 @@ def test_acceptance_absent_span_fails_with_a_readable_report(phantom: Path, tmp_
     assert "<-- ✗ file_trace_shape: " in out  # marked on the file's trace
     assert "  ✗ file_trace_shape  one trace per file" in out
     failing = out[out.index("  ✗ file_trace_shape"):]
-    assert "coregister" in failing
+    assert "missing span 'coregister' under process_file > process_image" in failing
+    assert "│  └─ coregister  <-- missing" in failing  # the expected tree, marked, next to the recorded one
     assert out.rstrip().endswith("FAILED: 25 of 26 checks passed")
