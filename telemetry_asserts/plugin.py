@@ -179,9 +179,15 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: 
     mismatches = match_attributes(actual, expected, exact=True)
     if not mismatches:
         return None
-    return ["recorded attributes differ from the expected mapping:"] + describe_mismatches(
+    summary = f"{_short(left)} == {_short(right)}"
+    return [summary, "recorded attributes differ from the expected mapping:"] + describe_mismatches(
         mismatches, actual=actual
     ).splitlines()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @pytest.fixture
