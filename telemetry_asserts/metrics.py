@@ -366,7 +366,7 @@ def _bipartite(fits: list[list[int]], n_right: int) -> list[int | None]:
     for j in range(len(fits)):
         augment(j, set())
     result: list[int | None] = [None] * len(fits)
-    for i, j in enumerate(owner):
-        if j is not None:
-            result[j] = i
+    for i, claimed_by in enumerate(owner):
+        if claimed_by is not None:
+            result[claimed_by] = i
     return result

@@ -17,7 +17,7 @@ from typing import Any
 
 from .cardinality import _items
 from .errors import TelemetryAssertionError
-from .model import Span, Telemetry
+from .model import Resource, Span, Telemetry
 
 __all__ = ["SensitiveMatch", "SensitiveRules", "assert_no_sensitive", "find_sensitive", "luhn_valid"]
 
@@ -215,8 +215,11 @@ def find_sensitive(
         if kind is not None:
             reason, n = found.get(("log", "<body>"), (f"value looks like {_a(kind)}", 0))
             found[("log", "<body>")] = (reason, n + 1)
-    resources = {id(x.resource): x.resource for x in (*telemetry.spans, *telemetry.metrics, *telemetry.logs)}
-    for res in resources.values():
+    resources: dict[Resource, None] = {}
+    for items in (telemetry.spans, telemetry.metrics, telemetry.logs):
+        for item in items:
+            resources.setdefault(item.resource)
+    for res in resources:  # each distinct resource once
         note("resource", res.attributes)
     return [SensitiveFinding(where, key, reason, n) for (where, key), (reason, n) in found.items()]
 
