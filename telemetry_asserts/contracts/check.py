@@ -189,14 +189,19 @@ def _describe_count(spec: int | Mapping[str, int] | None, default_min: int = 1) 
 
 
 def _traces_rooted_at(telemetry: model.Telemetry, root: str) -> list[tuple[int, model.Telemetry]]:
-    """(trace id, that trace's telemetry) for each trace that has a root span named ``root``."""
+    """(trace id, that trace's telemetry) for each trace that has a root span named ``root`` (or,
+    when the trace's real root was not exported, a span of that name at its top). Linear in size."""
+    spans: dict[int, list[model.Span]] = {}
+    for s in telemetry.spans:
+        spans.setdefault(s.trace_id, []).append(s)
+    logs: dict[int, list[model.LogRecord]] = {}
+    for r in telemetry.logs:
+        logs.setdefault(r.trace_id, []).append(r)
     out = []
-    for tid in telemetry.trace_ids:
-        trace = telemetry.trace(tid)
-        if any(s.name == root and s.is_root for s in trace.spans):
-            out.append((tid, trace))
-        elif any(s.name == root for s in trace.spans) and not any(s.is_root for s in trace.spans):
-            out.append((tid, trace))  # the real root was not exported; its child is the top
+    for tid, group in spans.items():
+        has_root = any(s.is_root for s in group)
+        if any(s.name == root and (s.is_root or not has_root) for s in group):
+            out.append((tid, model.Telemetry(tuple(group), telemetry.metrics, tuple(logs.get(tid, ())))))
     return out
 
 
@@ -542,20 +547,26 @@ def _correlation_problems(records: Sequence[model.LogRecord], spans: Sequence[mo
                           marks: Marks, check_id: str) -> list[str]:
     """Each record carries the ids of a span named ``inside`` of its own trace (LogView judges)."""
     problems: list[str] = []
+    by_trace: dict[int, list[model.Span]] = {}
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    for s in spans:
+        if s.name == inside:
+            by_trace.setdefault(s.trace_id, []).append(s)
     for r in records:
-        candidates = [s for s in spans if s.name == inside and s.trace_id == r.trace_id]
-        if r.is_correlated and (r.trace_id, r.span_id) in {(s.trace_id, s.span_id) for s in candidates}:
+        candidates = by_trace.get(r.trace_id, [])
+        if r.is_correlated and any(s.span_id == r.span_id for s in candidates):
             continue
         if len(candidates) == 1:
             _attempt(problems, lambda: LogView([r], spans).assert_correlated(candidates[0]))
         elif not r.is_correlated:
             _attempt(problems, lambda: LogView([r], spans).assert_all_correlated())
         else:
-            owner = next((s for s in spans if (s.trace_id, s.span_id) == (r.trace_id, r.span_id)), None)
+            owner = by_id.get((r.trace_id, r.span_id))
             where = f"span {owner.name!r}" if owner else "a span that was not recorded"
             problems.append(f"log record {r.body!r} was emitted inside {where}, not inside {inside!r}")
-            if owner is not None:
-                marks[(owner.trace_id, owner.span_id)] = f"✗ {check_id}: log {r.body!r} emitted here"
+        owner = by_id.get((r.trace_id, r.span_id))
+        if owner is not None:
+            marks[(owner.trace_id, owner.span_id)] = f"✗ {check_id}: log {r.body!r} emitted here"
     return problems
 
 

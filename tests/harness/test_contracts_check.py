@@ -482,3 +482,37 @@ def _quiet_pipeline_logger() -> Iterator[None]:
     logger.propagate = False  # keep these records out of pytest's own log capture noise
     yield
     logger.propagate = before
+
+
+# --- the JUnit/JSON writers shared with the grader --------------------------------------------------
+
+
+def test_junit_counts_outcomes_and_survives_control_characters(tmp_path) -> None:
+    from telemetry_asserts.junit import CaseResult, SuiteResult, write_json, write_junit_xml
+
+    cases = (
+        CaseResult("ok", "s.spans", "passed", score=1, max_score=1),
+        CaseResult("bad", "s.spans", "failed", "first line\nsecond", "out\x00put \x1b[31mred\x1b[0m & <tags>"),
+        CaseResult("boom", "s.limits", "error", "Traceback", "details"),
+        CaseResult("later", "s.logs", "skipped", "not run"),
+    )
+    suite = SuiteResult("s", cases, 1.5, {"submission": "alice"}, system_out="printed\x07")
+    write_junit_xml([suite, SuiteResult("empty", ())], tmp_path / "j.xml")
+    root = ET.parse(tmp_path / "j.xml").getroot()  # parses: illegal XML characters were escaped
+    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "4", "failures": "1", "errors": "1", "skipped": "1"}
+    bad = root.find("./testsuite/testcase[@name='bad']/failure")
+    assert bad.get("message") == "first line" and bad.get("type") == "TelemetryContractViolation"
+    assert bad.text == "out\\x00put \\x1b[31mred\\x1b[0m & <tags>"
+    assert root.find("./testsuite/testcase[@name='boom']/error") is not None
+    assert root.find("./testsuite/testcase[@name='later']/skipped").get("message") == "not run"
+    assert root.find("./testsuite/system-out").text == "printed\\x07"
+    assert {p.get("name"): p.get("value") for p in root.find("./testsuite/properties")} == {"submission": "alice"}
+    write_json(results_json([suite]), tmp_path / "r.json")
+    import json
+
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["passed"] is False and data["totals"]["tests"] == 4
+    assert not suite.passed and SuiteResult("x", cases[:1]).passed
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        CaseResult("x", "y", "fail")  # type: ignore[arg-type]
