@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -304,3 +306,36 @@ def test_real_sdk_counter_and_histogram() -> None:
     )
     assert sum(data.bucket_counts) == 2
     assert view.histogram("neuro.stage.duration").count == 3
+
+
+_attr_sets = st.lists(
+    st.dictionaries(
+        st.sampled_from(["stage", "status", "ok"]),
+        st.one_of(st.booleans(), st.integers(0, 2), st.sampled_from(["a", "b"])),
+        max_size=3,
+    ),
+    min_size=1,
+    max_size=8,
+    unique_by=lambda d: frozenset((k, type(v).__name__, v) for k, v in d.items()),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_attr_sets, st.data())
+def test_points_match_themselves_and_a_dropped_point_is_named(
+    sets: list[dict[str, object]], data: st.DataObject
+) -> None:
+    view = MetricView([counter("c", i + 1, **attrs) for i, attrs in enumerate(sets)])
+    expected = [{"attributes": attrs, "value": i + 1} for i, attrs in enumerate(sets)]
+    order = data.draw(st.permutations(range(len(expected))))
+    view.assert_points("c", [expected[i] for i in order], exact=True)
+    dropped = data.draw(st.integers(0, len(expected) - 1))
+    rest = [e for i, e in enumerate(expected) if i != dropped]
+    view.assert_points("c", rest)
+    with pytest.raises(TelemetryAssertionError) as info:
+        view.assert_points("c", rest, exact=True)
+    text = str(info.value)
+    assert (
+        f"unexpected additional points:\n  {format_attributes(Attributes(sets[dropped]))}: value={dropped + 1}\n"
+        in text
+    )
