@@ -464,4 +464,27 @@ def metric_series_limit(evidence: Evidence, params: Mapping[str, Any]) -> Verdic
     return Verdict(True, "metric cardinality within limits")
 
 
+# ------------------------------------------------------------------------------------ contracts
+
+
+@judge("contract")
+def contract_check(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
+    """One check written in the telemetry-contract format (``section``: traces/spans/metrics/logs/limits,
+    ``check``: the check's mapping), run by :func:`telemetry_asserts.contracts.check.run_contract`."""
+    import yaml
+
+    from telemetry_asserts.contracts import parse_contract
+    from telemetry_asserts.contracts.check import run_contract
+
+    section = params["section"]
+    body = {"id": "exercise_check", **dict(params["check"])}
+    document = {"version": 1, "name": "exercise", section: body if section == "resource" else [body]}
+    contract = parse_contract(yaml.safe_dump(document, sort_keys=False), source="exercise check")
+    outcome = run_contract(contract, evidence.scope(params.get("scenario", "success")))
+    result = outcome.results[0]
+    if result.error:
+        raise RuntimeError(f"contract check could not be evaluated: {result.message}")
+    return Verdict(result.passed, result.message.strip() if not result.passed else "contract check passed")
+
+
 __all__ = ["Evidence", "KINDS", "Verdict", "judge", "run_check"]

@@ -7,8 +7,8 @@ description arrives as JSON on stdin (read before any submission code runs). Ord
    series names are the exporter's own), install them globally, bridge the root logger.
 2. Snapshot the identity of every function of the SDK, logging and output machinery
    (:class:`Integrity`) and of the installed providers/processors/handlers.
-3. Put the submission first on ``sys.path`` behind an import guard that refuses any ``pipeline``
-   module from elsewhere, import it, check where it came from, run the scenarios.
+3. Resolve ``pipeline`` only from the submission directory (an import guard first on ``sys.meta_path``;
+   sys.path is left alone), import it, check where every module came from, run the scenarios.
 4. Re-check the snapshot, convert what the grader's own exporters hold into the model and write it,
    with the job's nonce, to the result file; then ``os._exit`` (no atexit hooks or threads of the
    submission run after the result is written).
@@ -191,6 +191,10 @@ def _guarded_namespaces(capture: Capture) -> dict[str, Any]:
     return spaces
 
 
+# opentelemetry-instrumentation-logging's LoggingInstrumentor legitimately swaps the record factory.
+_ALLOWED_LOGGING_CHANGES = frozenset({"_logRecordFactory"})
+
+
 class Integrity:
     """Identity snapshot of the grader's capture machinery; :meth:`violations` lists what changed."""
 
@@ -204,6 +208,8 @@ class Integrity:
     def _entries(namespace: Any) -> dict[str, int]:
         out: dict[str, int] = {}
         for key, value in list(vars(namespace).items()):
+            if namespace is logging and key in _ALLOWED_LOGGING_CHANGES:
+                continue
             if callable(value) or isinstance(value, (property, staticmethod, classmethod)) or inspect.ismodule(value):
                 out[key] = id(value)
         return out
@@ -305,8 +311,7 @@ def run_scenarios(job: dict[str, Any], capture: Capture) -> dict[str, Any]:
     """Import the submission's pipeline and run the success and missing-file scenarios."""
     root = Path(job["submission"]).resolve()
     guard = SubmissionImportGuard(root)
-    sys.meta_path.insert(0, guard)
-    sys.path.insert(0, str(root))
+    sys.meta_path.insert(0, guard)  # the only way in: sys.path is left alone
     outcome: dict[str, Any] = {"import": None, "scenarios": {}}
     try:
         pipeline = importlib.import_module("pipeline")

@@ -74,8 +74,8 @@ def test_junit_and_csv(graded_course: GradedCourse) -> None:
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert set(suites) == set(graded_course.results)
     assert suites["reference"].get("failures") == "0" and suites["reference"].get("errors") == "0"
-    assert int(suites["starter"].get("failures")) == 20
-    assert int(suites["syntax_error"].get("errors")) == 20
+    assert int(suites["starter"].get("failures")) == 21
+    assert int(suites["syntax_error"].get("errors")) == 21
     rows = list(csv.DictReader((graded_course.out / "gradebook.csv").open()))
     by_name = {r["submission"]: r for r in rows}
     assert by_name["reference"]["total"] == "28" and by_name["reference"]["status"] == "ok"
