@@ -401,9 +401,10 @@ class SpanAssert:
     def assert_parent(self, parent: Any) -> SpanAssert:
         """The parent is ``parent`` (a name/matcher or a span)."""
         __tracebackhide__ = True
-        reason = self._view._rejects(self.span, {"parent": parent})
-        if reason:
-            raise self._fail(f"expected parent {_describe_criteria({'p': parent})[2:]}, but it {reason}")
+        if self._view._rejects(self.span, {"parent": parent}):
+            actual = self._view.parent_of(self.span)
+            got = f"got {actual.name!r} ({actual.span_id_hex})" if actual is not None else "it has no recorded parent"
+            raise self._fail(f"expected parent {_describe_criteria({'p': parent})[2:]}, {got}")
         return self
 
     def assert_root(self) -> SpanAssert:
