@@ -72,7 +72,7 @@ def _clean(text: str) -> str:
 def junit_xml(suites: Sequence[SuiteResult], name: str = "telemetry-asserts") -> str:
     """The JUnit XML document for ``suites``."""
     root = ET.Element("testsuites", name=_clean(name))
-    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    totals: dict[str, int] = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     total_time = 0.0
     for suite in suites:
         el = ET.SubElement(
@@ -98,8 +98,8 @@ def junit_xml(suites: Sequence[SuiteResult], name: str = "telemetry-asserts") ->
             _case(el, case)
         if suite.system_out:
             ET.SubElement(el, "system-out").text = _clean(suite.system_out)
-    for k, v in totals.items():
-        root.set(k, str(v))
+    for key, count in totals.items():
+        root.set(key, str(count))
     root.set("time", f"{total_time:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

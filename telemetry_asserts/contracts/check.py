@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -355,8 +356,8 @@ def _one_span_problems(sa: SpanAssert, view: SpanView, spec: Mapping[str, Any]) 
         code, desc = (st, None) if isinstance(st, str) else (st["code"], st.get("description"))
         _attempt(problems, lambda: sa.assert_status(code, expected_value(desc) if desc is not None else None))
     for event in spec.get("events", ()):
-        _attempt(problems, lambda e=event: sa.assert_event(e["name"], expected_attributes(e.get("attributes"))
-                                                           if "attributes" in e else None))
+        attrs = expected_attributes(event["attributes"]) if "attributes" in event else None
+        _attempt(problems, partial(sa.assert_event, event["name"], attrs))
     if spec.get("events_ordered") and spec.get("events"):
         _attempt(problems, lambda: sa.assert_events(*(e["name"] for e in spec["events"])))
     if "exception" in spec:
@@ -615,11 +616,13 @@ def _limit_forbidden(spec: Mapping[str, Any], telemetry: model.Telemetry, marks:
     found: dict[tuple[str, str, str], int] = {}
     for signal in signals:
         if signal == "resource":
-            seen = {i.resource for i in (*telemetry.spans, *telemetry.metrics, *telemetry.logs)}
+            seen: set[model.Resource] = {s.resource for s in telemetry.spans}
+            seen |= {p.resource for p in telemetry.metrics} | {r.resource for r in telemetry.logs}
             for res in seen:
                 for k in res.attributes:
                     if bad(k):
-                        found[("resource", res.service_name or "", k)] = found.get(("resource", res.service_name or "", k), 0) + 1
+                        key = ("resource", res.service_name or "", k)
+                        found[key] = found.get(key, 0) + 1
             continue
         for item in _items(telemetry, signal):
             for k in item.attributes:
