@@ -57,37 +57,69 @@ def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels == int(np.argmax(sizes)), n
 
 
+def fill_holes_3d_2d(mask: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes in 3D, then slice by slice along each axis (ventricles open to the CSF in 3D)."""
+    mask = ndimage.binary_fill_holes(mask)
+    for axis in range(3):
+        moved = np.moveaxis(mask, axis, 0)
+        filled = np.stack([ndimage.binary_fill_holes(plane) for plane in moved])
+        mask = np.moveaxis(filled, 0, axis)
+    return np.ascontiguousarray(mask)
+
+
+def closing(mask: np.ndarray, steps: tuple[int, ...]) -> np.ndarray:
+    """Morphological closing (dilate then erode) with padding, so the volume edge does not erode it."""
+    pad = max(steps, default=0)
+    if pad == 0:
+        return mask
+    padded = np.pad(mask, pad)
+    closed = _morph(_morph(padded, steps, dilate=True), steps, dilate=False)
+    return closed[pad:-pad, pad:-pad, pad:-pad]
+
+
 def skull_strip(
     state: ImageState,
     *,
-    erosion_mm: float = 4.0,
-    dilation_mm: float = 4.0,
-    threshold_scale: float = 1.0,
+    threshold_scale: float = 0.7,
+    erosion_mm: float = 5.0,
+    dilation_mm: float = 6.5,
+    closing_mm: float = 4.0,
     fill_holes: bool = True,
 ) -> StageResult:
-    """Brain mask: Otsu, erosion, largest component, dilation and hole filling (radii in mm)."""
+    """Brain mask: Otsu, erosion, largest component, dilation, closing and hole filling (radii in mm).
+
+    The foreground is ``data > threshold_scale * otsu``; erosion cuts the thin links between brain and
+    scalp, the largest component is the brain, dilation (kept inside the foreground) restores its
+    surface, closing bridges sulci and hole filling adds the ventricles.
+    """
+    threshold_scale = positive_mm("skull_strip", "threshold_scale", threshold_scale)
     erosion_mm = positive_mm("skull_strip", "erosion_mm", erosion_mm, allow_zero=True)
     dilation_mm = positive_mm("skull_strip", "dilation_mm", dilation_mm, allow_zero=True)
-    threshold_scale = positive_mm("skull_strip", "threshold_scale", threshold_scale)
+    closing_mm = positive_mm("skull_strip", "closing_mm", closing_mm, allow_zero=True)
     data = state.data
-    threshold = otsu_threshold(data) * threshold_scale
+    otsu = otsu_threshold(data)
+    threshold = otsu * threshold_scale
     foreground = data > threshold
-    require("skull_strip", bool(foreground.any()), f"nothing above the Otsu threshold {threshold:.4g}")
+    require("skull_strip", bool(foreground.any()), f"nothing above the threshold {threshold:.4g}")
     voxels = state.voxel_sizes_mm
     erode_steps = steps_per_axis(erosion_mm, voxels)
     dilate_steps = steps_per_axis(dilation_mm, voxels)
+    close_steps = steps_per_axis(closing_mm, voxels)
     eroded = _morph(foreground, erode_steps, dilate=False)
     require("skull_strip", bool(eroded.any()), f"erosion by {erosion_mm} mm removed the whole foreground")
     brain, n_components = largest_component(eroded)
     mask = _morph(brain, dilate_steps, dilate=True) & foreground
+    mask = closing(mask, close_steps)
     if fill_holes:
-        mask = ndimage.binary_fill_holes(mask)
+        mask = fill_holes_3d_2d(mask)
     mask, _ = largest_component(mask)
     voxel_ml = float(np.prod(voxels)) / 1000.0
     info = {
-        "otsu_threshold": round(threshold, 6),
+        "otsu_threshold": round(otsu, 6),
+        "threshold": round(threshold, 6),
         "erosion_mm": erosion_mm,
         "dilation_mm": dilation_mm,
+        "closing_mm": closing_mm,
         "erosion_steps": max(erode_steps, default=0),
         "dilation_steps": max(dilate_steps, default=0),
         "components": int(n_components),
@@ -95,5 +127,5 @@ def skull_strip(
         "mask_volume_ml": round(float(mask.sum()) * voxel_ml, 3),
         "holes_filled": bool(fill_holes),
     }
-    events = [("skull_strip.components_labelled", {"components": int(n_components)})]
+    events = [("skull_strip.brain_component_selected", {"components": int(n_components), "brain_voxels": int(brain.sum())})]
     return StageResult(ImageState(data, state.affine, mask), info, events)
