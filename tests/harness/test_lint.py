@@ -322,3 +322,16 @@ def test_the_pipeline_run_is_clean(tmp_path: Path) -> None:
     assert {"process_batch", "plan_batch", "process_file", "load_file"} <= {s.name for s in telemetry.spans}
     assert telemetry.metrics and telemetry.logs
     lint(telemetry).assert_clean()
+
+
+def test_rule_messages_pinned() -> None:
+    f = Forest()
+    f.add("s", attributes=Attributes({"data": 1}))
+    pts = (point("m", request="550e8400-e29b-41d4-a716-446655440000"),)
+    assert [str(x) for x in lint(f.telemetry(metrics=pts))] == [
+        "[warning] meaningless_attribute at s: attribute name 'data' says nothing (1x): use a namespaced, "
+        "specific name (e.g. 'neuro.voxel_count')",
+        "[error] id_like_metric_attribute at metric 'm': attribute 'request' holds uuid values "
+        "(e.g. '550e8400-e29b-41d4-a716-446655440000'; 1 distinct): every value is a new time series; "
+        "use a bounded value and keep the identifier on spans or logs",
+    ]

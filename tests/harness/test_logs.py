@@ -216,3 +216,39 @@ class TestCorrelation:
             TelemetryAssertionError, match=r"no single span named 'load_files' \(did you mean 'load_file'\?\)"
         ):
             run.logs.assert_correlated("load_files")
+
+
+class TestMessagesPinned:
+    def test_one_and_no_log(self) -> None:
+        view = LogView([LogRecord("a", severity_text="ERROR", severity_number=17)] * 2)
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.one(body="a")
+        assert str(info.value) == (
+            "expected exactly one log record with body='a', found 2\nrecorded logs (2):\n  [ERROR] 'a' {}\n  [ERROR] 'a' {}"
+        )
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.assert_no_log(min_severity="ERROR", attributes={})
+        assert str(info.value) == (
+            "expected no log record with severity at least 'ERROR' attributes {}, found 2:\n"
+            "  [ERROR] 'a' {}\n"
+            "  [ERROR] 'a' {}"
+        )
+
+    def test_correlation_messages(self) -> None:
+        a1, a2 = Span("a", trace_id=1, span_id=2), Span("a", trace_id=1, span_id=3)
+        view = LogView([LogRecord("x", severity_text="INFO", trace_id=1, span_id=3)], [a1, a2])
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.assert_correlated("a")
+        assert str(info.value) == "no single span named 'a': 2 spans have that name, pass the Span"
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.assert_correlated(a1)
+        assert str(info.value) == (
+            "1 of 1 log record(s) not correlated with span 'a':\n"
+            "  span 'a': trace_id=00000000000000000000000000000001 span_id=0000000000000002\n"
+            "  log [INFO] 'x' {}: trace_id=00000000000000000000000000000001 span_id=0000000000000003 (span 'a')"
+        )
+        with pytest.raises(TelemetryAssertionError) as info:
+            view.assert_correlated(a1, where={"body": "nope"})
+        assert str(info.value) == (
+            "no log record selected to check against span 'a'\nrecorded logs (1):\n  [INFO] 'x' {}"
+        )

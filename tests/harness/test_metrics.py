@@ -339,3 +339,38 @@ def test_points_match_themselves_and_a_dropped_point_is_named(
         f"unexpected additional points:\n  {format_attributes(Attributes(sets[dropped]))}: value={dropped + 1}\n"
         in text
     )
+
+
+class TestMessagesPinned:
+    def test_kind_mismatch_messages(self, view: MetricView) -> None:
+        cases = [
+            (
+                lambda: view.histogram("neuro.stages.executed"),
+                "metric 'neuro.stages.executed' is a counter, not a histogram",
+            ),
+            (
+                lambda: view.assert_gauge("neuro.stages.executed", 1),
+                "metric 'neuro.stages.executed' is a counter, not a gauge",
+            ),
+            (lambda: view.assert_counter("neuro.queue", 1), "metric 'neuro.queue' is a gauge, not a counter"),
+            (
+                lambda: view.value("neuro.stage.duration"),
+                "metric 'neuro.stage.duration' is a histogram: use histogram() / assert_histogram()",
+            ),
+            (
+                lambda: view.assert_metric("neuro.stages.executed", description="Stages run"),
+                "metric 'neuro.stages.executed':\n  description: expected 'Stages run', got 'stages run'",
+            ),
+        ]
+        for call, message in cases:
+            with pytest.raises(TelemetryAssertionError) as info:
+                call()
+            assert str(info.value) == message
+
+    def test_unknown_expected_field(self, view: MetricView) -> None:
+        with pytest.raises(TypeError) as info:
+            view.assert_points("neuro.stage.duration", [{"attrs": {}}])
+        assert str(info.value) == (
+            "unknown expected point field(s) ['attrs']; use attributes, value, count, sum, min, max, "
+            "bucket_counts, explicit_bounds"
+        )
