@@ -224,7 +224,10 @@ class TestMessagesPinned:
         with pytest.raises(TelemetryAssertionError) as info:
             view.one(body="a")
         assert str(info.value) == (
-            "expected exactly one log record with body='a', found 2\nrecorded logs (2):\n  [ERROR] 'a' {}\n  [ERROR] 'a' {}"
+            "expected exactly one log record with body='a', found 2\n"
+            "recorded logs (2):\n"
+            "  [ERROR] 'a' {}\n"
+            "  [ERROR] 'a' {}"
         )
         with pytest.raises(TelemetryAssertionError) as info:
             view.assert_no_log(min_severity="ERROR", attributes={})
