@@ -15,7 +15,7 @@ from pipeline.config import PipelineConfig
 from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_file_async
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.capture import Capture
+from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, StatusCode
 
 FAST = ("skull_strip", "normalize", "smooth")
@@ -34,11 +34,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture
-def capture() -> Iterator[Capture]:
-    cap = Capture()
-    with cap.capturing_logs(logging.INFO, "pipeline"):
-        yield cap
-    cap.shutdown()
+def capture(telemetry: LiveTelemetryView) -> LiveTelemetryView:
+    """The telemetry_asserts plugin's per-test capture (real SDK providers, in memory; logs bridged)."""
+    return telemetry
 
 
 def parent_chain_ok(spans: list[Span]) -> bool:
@@ -47,7 +45,7 @@ def parent_chain_ok(spans: list[Span]) -> bool:
 
 
 def test_async_file_has_the_full_tree_with_children_made_in_a_thread(inputs: list[Path], tmp_path: Path,
-                                                                     capture: Capture) -> None:
+                                                                     capture: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
 
     result = asyncio.run(process_file_async(inputs[0], tmp_path, PipelineConfig.create(FAST), telemetry=tm))
@@ -62,7 +60,7 @@ def test_async_file_has_the_full_tree_with_children_made_in_a_thread(inputs: lis
     assert loading.trace_id == root.trace_id  # logged in the worker thread, still in the file's trace
 
 
-def test_concurrent_async_files_keep_separate_traces(inputs: list[Path], tmp_path: Path, capture: Capture) -> None:
+def test_concurrent_async_files_keep_separate_traces(inputs: list[Path], tmp_path: Path, capture: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
     tracer = capture.tracer_provider.get_tracer("test")
     config = PipelineConfig.create(FAST)
@@ -87,7 +85,7 @@ def test_concurrent_async_files_keep_separate_traces(inputs: list[Path], tmp_pat
     assert sum(p.value or 0 for p in t.metrics if p.name == "neuro.files.processed") == 3
 
 
-def test_async_failure_is_recorded_like_the_sync_one(tmp_path: Path, capture: Capture) -> None:
+def test_async_failure_is_recorded_like_the_sync_one(tmp_path: Path, capture: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
 
     result = asyncio.run(process_file_async(tmp_path / "gone.nii", tmp_path / "out", telemetry=tm))

@@ -20,7 +20,7 @@ from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_batch, process_file
 from pipeline.registry import RunRegistry
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.capture import Capture
+from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, StatusCode, Telemetry
 
 FAST = ("skull_strip", "normalize", "smooth")
@@ -34,15 +34,13 @@ def good_bytes() -> bytes:
 
 
 @pytest.fixture
-def capture() -> Iterator[Capture]:
-    cap = Capture()
-    with cap.capturing_logs(logging.INFO, "pipeline"):
-        yield cap
-    cap.shutdown()
+def capture(telemetry: LiveTelemetryView) -> LiveTelemetryView:
+    """The telemetry_asserts plugin's per-test capture (real SDK providers, in memory; logs bridged)."""
+    return telemetry
 
 
 @pytest.fixture
-def tm(capture: Capture) -> PipelineTelemetry:
+def tm(capture: LiveTelemetryView) -> PipelineTelemetry:
     return PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
 
 
@@ -130,7 +128,7 @@ def assert_error_span(span: Span, fragment: str, *, with_exception: bool = True)
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_a_clear_failure_with_telemetry(case: str, good_bytes: bytes, tmp_path: Path,
-                                                     capture: Capture, tm: PipelineTelemetry) -> None:
+                                                     capture: LiveTelemetryView, tm: PipelineTelemetry) -> None:
     make, fragment = BAD_INPUTS[case]
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
@@ -158,7 +156,7 @@ def test_bad_input_is_a_clear_failure_with_telemetry(case: str, good_bytes: byte
     assert row is not None and row.status == "failed" and fragment in (row.error or "")
 
 
-def test_unwritable_output_dir_fails_before_any_work(good_bytes: bytes, tmp_path: Path, capture: Capture,
+def test_unwritable_output_dir_fails_before_any_work(good_bytes: bytes, tmp_path: Path, capture: LiveTelemetryView,
                                                      tm: PipelineTelemetry) -> None:
     src = tmp_path / "sub-01_T1w.nii.gz"
     src.write_bytes(good_bytes)
@@ -178,7 +176,7 @@ def test_unwritable_output_dir_fails_before_any_work(good_bytes: bytes, tmp_path
 
 
 def test_stage_failure_marks_stage_span_and_root_and_leaves_nothing(good_bytes: bytes, tmp_path: Path,
-                                                                    capture: Capture, tm: PipelineTelemetry) -> None:
+                                                                    capture: LiveTelemetryView, tm: PipelineTelemetry) -> None:
     src = tmp_path / "sub-01_T1w.nii.gz"
     src.write_bytes(good_bytes)
     out = tmp_path / "out"
@@ -197,7 +195,7 @@ def test_stage_failure_marks_stage_span_and_root_and_leaves_nothing(good_bytes: 
     assert list(out.iterdir()) == []
 
 
-def test_metadata_write_failure_removes_the_image_too(good_bytes: bytes, tmp_path: Path, capture: Capture,
+def test_metadata_write_failure_removes_the_image_too(good_bytes: bytes, tmp_path: Path, capture: LiveTelemetryView,
                                                       tm: PipelineTelemetry) -> None:
     src = tmp_path / "sub-01_T1w.nii.gz"
     src.write_bytes(good_bytes)
@@ -216,7 +214,7 @@ def test_metadata_write_failure_removes_the_image_too(good_bytes: bytes, tmp_pat
     assert_error_span(one(t.spans, "process_file"), "JSON")
 
 
-def test_batch_keeps_going_after_bad_inputs(good_bytes: bytes, tmp_path: Path, capture: Capture,
+def test_batch_keeps_going_after_bad_inputs(good_bytes: bytes, tmp_path: Path, capture: LiveTelemetryView,
                                             tm: PipelineTelemetry) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()

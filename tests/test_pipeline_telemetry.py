@@ -32,7 +32,8 @@ from pipeline.telemetry import (
     sampler_from_env,
 )
 from pipeline.tracing import open_resource, traced, use_tracer
-from telemetry_asserts.capture import Capture, logs_from_sdk, spans_from_sdk
+from telemetry_asserts.capture import logs_from_sdk, spans_from_sdk
+from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import StatusCode
 
 FAST = ("smooth",)
@@ -46,10 +47,9 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def capture() -> Iterator[Capture]:
-    cap = Capture()
-    yield cap
-    cap.shutdown()
+def capture(telemetry: LiveTelemetryView) -> LiveTelemetryView:
+    """The telemetry_asserts plugin's per-test capture (real SDK providers, in memory)."""
+    return telemetry
 
 
 def free_port() -> int:
@@ -251,7 +251,7 @@ def test_default_telemetry_is_shared_per_provider_pair() -> None:
     assert default_telemetry() is default_telemetry()
 
 
-def test_spans_carry_the_pipeline_scope(phantom: Path, tmp_path: Path, capture: Capture) -> None:
+def test_spans_carry_the_pipeline_scope(phantom: Path, tmp_path: Path, capture: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
     process_file(phantom, tmp_path, PipelineConfig.create(FAST), telemetry=tm)
     scopes = {(s.scope.name, s.scope.version) for s in capture.snapshot().spans}
@@ -277,7 +277,7 @@ async def async_work(x: int) -> int:
     return await asyncio.to_thread(add, x, 1)
 
 
-def test_traced_names_nests_and_records_errors(capture: Capture) -> None:
+def test_traced_names_nests_and_records_errors(capture: LiveTelemetryView) -> None:
     tracer = capture.tracer_provider.get_tracer("test")
     with use_tracer(tracer), tracer.start_as_current_span("outer"):
         assert add(2, 3) == 5
@@ -292,7 +292,7 @@ def test_traced_names_nests_and_records_errors(capture: Capture) -> None:
     assert spans["outer"].status_code is StatusCode.UNSET
 
 
-def test_traced_async_keeps_context_through_await_and_threads(capture: Capture) -> None:
+def test_traced_async_keeps_context_through_await_and_threads(capture: LiveTelemetryView) -> None:
     tracer = capture.tracer_provider.get_tracer("test")
 
     async def main() -> int:
@@ -304,7 +304,7 @@ def test_traced_async_keeps_context_through_await_and_threads(capture: Capture) 
     assert spans["add"].parent_span_id == spans["async_work"].span_id  # made in a worker thread
 
 
-def test_open_resource_records_size_and_close(tmp_path: Path, capture: Capture) -> None:
+def test_open_resource_records_size_and_close(tmp_path: Path, capture: LiveTelemetryView) -> None:
     target = tmp_path / "data.bin"
     with use_tracer(capture.tracer_provider.get_tracer("test")):
         with open_resource(target, "wb") as fh:
@@ -317,7 +317,7 @@ def test_open_resource_records_size_and_close(tmp_path: Path, capture: Capture) 
     assert fh.closed
 
 
-def test_open_resource_errors(tmp_path: Path, capture: Capture) -> None:
+def test_open_resource_errors(tmp_path: Path, capture: LiveTelemetryView) -> None:
     with use_tracer(capture.tracer_provider.get_tracer("test")):
         with pytest.raises(FileNotFoundError):
             with open_resource(tmp_path / "nope.bin"):

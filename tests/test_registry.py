@@ -18,7 +18,7 @@ from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_batch, process_file
 from pipeline.registry import RunRegistry, canonical_json
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.capture import Capture
+from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, SpanKind
 
 FAST = ("skull_strip", "normalize", "smooth")
@@ -32,15 +32,13 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def capture() -> Iterator[Capture]:
-    cap = Capture()
-    with cap.capturing_logs(logging.INFO, "pipeline"):
-        yield cap
-    cap.shutdown()
+def capture(telemetry: LiveTelemetryView) -> LiveTelemetryView:
+    """The telemetry_asserts plugin's per-test capture (real SDK providers, in memory; logs bridged)."""
+    return telemetry
 
 
 @pytest.fixture
-def traced_sqlite(capture: Capture) -> Iterator[Capture]:
+def traced_sqlite(capture: LiveTelemetryView) -> Iterator[LiveTelemetryView]:
     """sqlite3 instrumented with the test's tracer provider, uninstrumented afterwards."""
     instrumentor = SQLite3Instrumentor()
     instrumentor.instrument(tracer_provider=capture.tracer_provider)
@@ -105,7 +103,7 @@ def test_registry_in_a_missing_directory_is_a_clear_error(tmp_path: Path) -> Non
         RunRegistry(tmp_path / "no" / "such" / "runs.sqlite")
 
 
-def test_sqlite_spans_nest_under_the_manual_spans(phantom: Path, tmp_path: Path, traced_sqlite: Capture) -> None:
+def test_sqlite_spans_nest_under_the_manual_spans(phantom: Path, tmp_path: Path, traced_sqlite: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(traced_sqlite.tracer_provider, traced_sqlite.meter_provider)
     registry = RunRegistry.in_dir(tmp_path)  # created after instrument(): its connections are traced
     traced_sqlite.clear()  # schema set-up is suppressed anyway; start from an empty window
@@ -122,7 +120,7 @@ def test_sqlite_spans_nest_under_the_manual_spans(phantom: Path, tmp_path: Path,
     assert len({s.trace_id for s in t.spans}) == 1
 
 
-def test_resume_lookups_are_traced_under_the_batch(phantom: Path, tmp_path: Path, traced_sqlite: Capture) -> None:
+def test_resume_lookups_are_traced_under_the_batch(phantom: Path, tmp_path: Path, traced_sqlite: LiveTelemetryView) -> None:
     tm = PipelineTelemetry(traced_sqlite.tracer_provider, traced_sqlite.meter_provider)
     out = tmp_path / "out"
     out.mkdir()
@@ -146,7 +144,7 @@ def test_resume_lookups_are_traced_under_the_batch(phantom: Path, tmp_path: Path
     assert [(dict(p.attributes), p.value) for p in skipped] == [({"status": "skipped"}, 1)]
 
 
-def test_connection_execute_shortcut_is_not_what_we_use(tmp_path: Path, traced_sqlite: Capture) -> None:
+def test_connection_execute_shortcut_is_not_what_we_use(tmp_path: Path, traced_sqlite: LiveTelemetryView) -> None:
     """Guards the reason the registry uses cursors: only cursor.execute is traced."""
     traced_sqlite.clear()
     conn = sqlite3.connect(str(tmp_path / "x.sqlite"))
