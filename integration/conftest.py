@@ -10,7 +10,7 @@ skip). The terminal header and summary say which mode ran and the image id, so C
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,34 +33,83 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 INTEGRATION_DIR = Path(__file__).parent
 
-# What the stage ran with, for the terminal summary (filled by the session fixtures).
-_RAN: dict[str, Any] = {}
+PROPERTY_COLLECTOR = "integration_collector"
+PROPERTY_NOTE = "integration_note"
+
+# Controller-side state for the terminal (with pytest-xdist the tests run in workers; what they
+# used and measured comes back as user_properties on their reports).
+_PREPARED: dict[str, Any] = {}
+_USED: dict[str, int] = {}
+_NOTES: list[str] = []
 
 
 # --- reporting ----------------------------------------------------------------------------------
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    requested = os.environ.get(MODE_ENV, "auto") or "auto"
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the mode and build the image once, in the controlling process (not in xdist workers)."""
+    if hasattr(config, "workerinput"):
+        return
+    _PREPARED["requested"] = os.environ.get(MODE_ENV, "auto") or "auto"
     try:
         mode = resolve_mode()
-    except CollectorUnavailable as exc:
-        return [f"integration: {MODE_ENV}={requested} -> cannot run: {exc}"]
-    engine = engine_status()[1] if mode == "container" else "collector binary as a subprocess"
-    return [f"integration: {MODE_ENV}={requested} -> {mode} mode ({engine})"]
+        _PREPARED["mode"] = mode
+        _PREPARED["engine"] = engine_status()[1] if mode == "container" else "collector binary as a subprocess"
+        if mode == "container":
+            _PREPARED["image"] = ensure_image()
+    except Exception as exc:  # reported in the header; the tests fail with the same reason
+        _PREPARED["error"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CollectorUnavailable) else str(exc)
+
+
+def _describe_image(image: ImageInfo | None) -> str:
+    return f"image {image.tag} id {image.image_id}" if image else "no image"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not _PREPARED:
+        return []
+    head = f"integration: {MODE_ENV}={_PREPARED['requested']}"
+    if "error" in _PREPARED:
+        return [f"{head} -> cannot run: {_PREPARED['error']}"]
+    image = _PREPARED.get("image")
+    built = f" ({'built now' if image.built else 'reused'})" if image else ""
+    return [f"{head} -> {_PREPARED['mode']} mode ({_PREPARED['engine']}), {_describe_image(image)}{built}"]
+
+
+@pytest.fixture(autouse=True)
+def _record_collector_use(request: pytest.FixtureRequest) -> None:
+    """Tag the report of every test that used the collector with the mode and image it ran."""
+    if "collector_mode" in request.fixturenames:
+        mode = request.getfixturevalue("collector_mode")
+        image = request.getfixturevalue("collector_image")
+        request.node.user_properties.append((PROPERTY_COLLECTOR, f"{mode} mode, {_describe_image(image)}"))
+
+
+@pytest.fixture
+def note(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``note(line)`` adds a measured figure (shutdown time, loss, memory) to the terminal summary."""
+    return lambda line: request.node.user_properties.append((PROPERTY_NOTE, line))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == PROPERTY_COLLECTOR:
+            _USED[str(value)] = _USED.get(str(value), 0) + 1
+        elif key == PROPERTY_NOTE:
+            _NOTES.append(str(value))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _RAN:
+    if not (_PREPARED or _USED or _NOTES):
         return
-    image: ImageInfo | None = _RAN.get("image")
-    where = f"image {image.tag} id {image.image_id} ({'built' if image.built else 'reused'})" if image else "no image"
     terminalreporter.write_sep("-", "integration stage")
-    if "mode" in _RAN:
-        terminalreporter.write_line(f"integration: collector ran in {_RAN['mode']} mode, {where}")
-    else:
-        terminalreporter.write_line("integration: no test here started a collector")
-    for line in _RAN.get("notes", []):
+    if not _USED:
+        terminalreporter.write_line("integration: no test ran through a collector")
+    for what, n in sorted(_USED.items()):
+        terminalreporter.write_line(f"integration: collector ran in {what} ({n} tests)")
+    for line in _NOTES:
         terminalreporter.write_line(f"integration: {line}")
 
 
@@ -68,11 +117,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if INTEGRATION_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-
-
-def report_note(line: str) -> None:
-    """Add a line to the stage's terminal summary (measured figures such as shutdown time, loss)."""
-    _RAN.setdefault("notes", []).append(line)
 
 
 # --- collector and receiver ---------------------------------------------------------------------
@@ -86,7 +130,6 @@ def collector_mode() -> Mode:
     except CollectorUnavailable as exc:
         reason = str(exc)
     else:
-        _RAN["mode"] = mode
         return mode
     pytest.fail(reason, pytrace=False)
 
@@ -96,9 +139,7 @@ def collector_image(collector_mode: Mode) -> ImageInfo | None:
     """The collector image in container mode (built now if missing), else None."""
     if collector_mode != "container":
         return None
-    image = ensure_image()
-    _RAN["image"] = image
-    return image
+    return ensure_image()
 
 
 @dataclass

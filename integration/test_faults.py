@@ -28,7 +28,7 @@ from integration.collector import (
     resolve_mode,
     rotel_binary,
 )
-from integration.conftest import ChainFactory, report_note
+from integration.conftest import ChainFactory
 from telemetry_asserts.model import Telemetry
 
 FILE_SPANS = (
@@ -101,7 +101,7 @@ def _outputs_written(out: Path, inputs: list[Path]) -> None:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_collector_down_pipeline_finishes_and_logs_the_failure_once(
-    protocol: str, phantoms: list[Path], tmp_path: Path
+    protocol: str, phantoms: list[Path], tmp_path: Path, note: Callable[[str], None]
 ) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     out = tmp_path / "out"
@@ -113,7 +113,7 @@ def test_collector_down_pipeline_finishes_and_logs_the_failure_once(
     failures = [line for line in stderr.splitlines() if EXPORT_FAILURE.search(line)]
     assert len(failures) == 1, "the export failure must be logged exactly once:\n" + "\n".join(failures)
     assert run.shutdown_s < HANG_GUARD_S
-    report_note(
+    note(
         f"collector down ({protocol}): telemetry shutdown took {run.shutdown_s:.2f} s, "
         f"whole run {run.exited - run.started:.2f} s, 1 export-failure line"
     )
@@ -123,7 +123,7 @@ def test_collector_down_pipeline_finishes_and_logs_the_failure_once(
 
 
 def test_collector_restart_mid_batch_spans_after_the_restart_arrive(
-    make_chain: ChainFactory, phantoms: list[Path], tmp_path: Path
+    make_chain: ChainFactory, phantoms: list[Path], tmp_path: Path, note: Callable[[str], None]
 ) -> None:
     inputs = _copies(phantoms, tmp_path / "in", 4)
     out = tmp_path / "out"
@@ -150,7 +150,7 @@ def test_collector_restart_mid_batch_spans_after_the_restart_arrive(
         assert len(loading) == 1
     sent = len(FILE_SPANS) * len(inputs)
     arrived = sum(s.name in FILE_SPANS for s in telemetry.spans)
-    report_note(
+    note(
         f"collector restart mid-batch ({chain.collector.mode}): {arrived} of {sent} file spans arrived "
         f"(loss {sent - arrived}); {len(roots)} of {len(inputs)} file traces, {len(after)} started after the restart"
     )
@@ -215,7 +215,7 @@ class PeakRss:
         return self.peak
 
 
-def test_slow_receiver_memory_stays_bounded(make_chain: ChainFactory) -> None:
+def test_slow_receiver_memory_stays_bounded(make_chain: ChainFactory, note: Callable[[str], None]) -> None:
     bound_items = 20_000
     chain = make_chain.chain(
         receiver_options={"delay_s": 2.0, "max_buffered_items": bound_items},
@@ -244,7 +244,7 @@ def test_slow_receiver_memory_stays_bounded(make_chain: ChainFactory) -> None:
     assert len(received.spans) + stats.dropped_items == acknowledged, "the collector lost spans behind a slow receiver"
     growth_mb = (peak - baseline) / 2**20
     assert growth_mb < 256, f"collector RSS grew {growth_mb:.0f} MiB behind a slow receiver"
-    report_note(
+    note(
         f"slow receiver (2 s/request, bound {bound_items} items): {acknowledged} of {total} spans accepted by "
         f"the collector, all handed on; receiver kept {len(received.spans)}, dropped {stats.dropped_items} at its bound; collector RSS "
         f"{baseline / 2**20:.0f} -> peak {peak / 2**20:.0f} MiB (pushed in {pushed_s:.1f} s, drained after {drained_s:.1f} s)"
