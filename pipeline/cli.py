@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", parents=[common], help="process a BIDS-like folder (sub-*/anat/*_T1w.nii[.gz]) or a flat one")
     b.add_argument("input_dir", type=Path, metavar="INPUT_DIR")
     b.add_argument("--resume", action="store_true", help="skip inputs already done with the same checksum and parameters")
-    b.add_argument("--workers", type=_positive_int, default=1, help="worker processes (needs pipeline.parallel)")
-    b.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster (needs pipeline.parallel)")
+    b.add_argument("--workers", type=_positive_int, default=1, help="worker processes (a spawned pool; 1 = in this process)")
+    b.add_argument("--dask-scheduler", metavar="ADDRESS", help="run the files on this Dask scheduler")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

@@ -211,6 +211,23 @@ def test_verbose_console_logs_carry_trace_ids(phantom: Path, tmp_path: Path) -> 
     assert loading[0].startswith("INFO pipeline.processor [trace_id=")
 
 
+def test_batch_with_workers_counts_every_file_once_in_the_parent(phantom: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pipeline.parallel")
+    inputs, out = bids(tmp_path / "in", phantom), tmp_path / "out"
+
+    code, stdout, err = run("batch", inputs, "-o", out, "--stages", "smooth", "--workers", "2", "--no-progress",
+                            "--telemetry-summary")
+
+    assert (code, err) == (0, "")
+    lines = stdout.splitlines()
+    assert lines[:2] == ["2 to process, 0 already done",
+                         f"2 inputs: 2 succeeded, 0 failed, 0 already done (output: {out})"]
+    assert "  {status='success'} value=2" in lines and "  {stage='smooth'} value=2" in lines  # replayed once
+    assert [r.status for r in RunRegistry.in_dir(out).records()] == ["success", "success"]  # workers wrote rows
+    code, stdout, _ = run("batch", inputs, "-o", out, "--stages", "smooth", "--workers", "2", "--resume", "--no-progress")
+    assert (code, stdout.splitlines()[0]) == (0, "0 to process, 2 already done")
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"neuro-preprocess {__version__}"
