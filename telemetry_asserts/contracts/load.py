@@ -408,17 +408,36 @@ def _describe(error: jsonschema.ValidationError, marks: _Marks) -> Iterator[Cont
 
 
 def _best(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
-    """Among a oneOf/anyOf's alternatives, the error of the alternative that fits the value's type."""
-    candidates = []
+    """Among a oneOf/anyOf's alternatives, the deepest error of an alternative that fits the value's
+    type (a mapping given where a name or a mapping is allowed is judged as a mapping)."""
+    by_alternative: dict[int, list[jsonschema.ValidationError]] = {}
     for sub in error.context or ():
-        if sub.validator == "type":
-            continue  # wrong alternative altogether
-        if sub.validator == "const" and not isinstance(sub.instance, type(sub.validator_value)):
-            continue
-        candidates.append(sub)
+        by_alternative.setdefault(sub.relative_schema_path[0], []).append(sub)
+    here = len(error.absolute_path)
+    fitting = [errs for errs in by_alternative.values()
+               if not any(len(e.absolute_path) == here and _type_misfit(e) for e in errs)]
+    candidates = [e for errs in fitting for e in errs]
     if not candidates:
         return None
     return max(candidates, key=lambda e: len(e.absolute_path))
+
+
+def _type_misfit(error: jsonschema.ValidationError) -> bool:
+    """The error says the value is of the wrong kind altogether (not a wrong value of the right kind)."""
+    if error.validator == "type":
+        return True
+    if error.validator in ("enum", "const"):
+        values = error.validator_value if error.validator == "enum" else [error.validator_value]
+        return not any(_same_kind(error.instance, v) for v in values)
+    return False
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return True
+    return type(a) is type(b)
 
 
 def _message(error: jsonschema.ValidationError) -> str:

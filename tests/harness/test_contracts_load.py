@@ -272,3 +272,49 @@ def test_expected_attributes_literals_lists_and_absent() -> None:
     assert m.match_attributes({"n": 1, "shape": (40, 40, 40)}, want) == []
     mism = m.match_attributes({"n": True, "shape": (40, 40), "password": "x"}, want)
     assert [(x.key, x.kind) for x in mism] == [("n", "different"), ("shape", "different"), ("password", "unexpected")]
+
+
+# --- property: any misspelt key is reported at the line and column it was written ---------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIPELINE_TEXT = (ROOT / "pipeline/contract.yaml").read_text()
+
+
+def _key_sites(text: str) -> list[tuple[int, int, str, str]]:
+    """(line, column, key, path) of every schema-defined mapping key (not user attribute names)."""
+    sites: list[tuple[int, int, str, str]] = []
+
+    def walk(node: yaml.Node, path: str, free: bool) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                child = f"{path}.{key}" if path else key
+                if not free:
+                    sites.append((k.start_mark.line + 1, k.start_mark.column + 1, key, child))
+                # attribute maps and matcher-free option maps take any key
+                walk(v, child, free=key in ("attributes", "options"))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]", free=False)
+
+    walk(yaml.compose(text), "", free=False)
+    return sites
+
+
+_SITES = _key_sites(_PIPELINE_TEXT)
+
+
+@given(st.sampled_from(_SITES))
+def test_any_misspelt_key_is_reported_where_it_was_written(site: tuple[int, int, str, str]) -> None:
+    line, col, key, path = site
+    lines = _PIPELINE_TEXT.splitlines(keepends=True)
+    row = lines[line - 1]
+    lines[line - 1] = row[: col - 1] + row[col - 1:].replace(key, key + "zz", 1)
+    with pytest.raises(ContractError) as info:
+        parse_contract("".join(lines), source="p.yaml")
+    issue = next(i for i in info.value.issues if i.line == line and i.column == col)
+    assert issue.key.endswith(f"{key}zz") or issue.key.endswith(f"[{key + 'zz'!r}]")
+    assert issue.message.startswith("unknown key") or "missing required key" in str(info.value)
+    assert f"did you mean {key!r}?" in issue.message or issue.message.startswith("unknown key; ")
