@@ -322,3 +322,13 @@ def test_acceptance_absent_span_fails_with_a_readable_report(phantom: Path, tmp_
     assert "missing span 'coregister' under process_file > process_image" in failing
     assert "│  └─ coregister  <-- missing" in failing  # the expected tree, marked, next to the recorded one
     assert out.rstrip().endswith("FAILED: 25 of 26 checks passed")
+
+
+def test_snapshot_of_a_command(emitter: Path, tmp_path: Path) -> None:
+    snap = tmp_path / "emitter_shape.yaml"
+    code, out, err = cli("snapshot", snap, "--settle", "0.3", "--", sys.executable, emitter)
+    assert (code, out) == (0, f"snapshot created: {snap}\n"), err
+    data = snap.read_text()
+    assert "root: work" in data and "- name: step" in data and "items:\n        type: int" in data
+    assert cli("snapshot", snap, "--settle", "0.3", "--", sys.executable, emitter)[:2] == (
+        0, f"snapshot unchanged: {snap}\n")
