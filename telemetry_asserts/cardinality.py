@@ -21,6 +21,7 @@ __all__ = [
     "assert_max_cardinality",
     "assert_max_series",
     "attribute_cardinality",
+    "classify_key",
     "classify_value",
     "distinct_values",
     "find_id_like",
@@ -151,20 +152,49 @@ def classify_value(value: Any) -> str | None:
     return None
 
 
+_ID_KEY_WORDS = {
+    "id": "id",
+    "uuid": "uuid",
+    "guid": "uuid",
+    "path": "path",
+    "filepath": "path",
+    "filename": "file name",
+    "email": "e-mail address",
+    "url": "url",
+    "uri": "url",
+    "timestamp": "timestamp",
+}
+
+
+def classify_key(key: str) -> str | None:
+    """What kind of identifier an attribute NAME announces (``request_id``, ``user.id``,
+    ``file.path``, ``userEmail``), judged by its last word; None for bounded-sounding names."""
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()) if w]
+    if not words:
+        return None
+    if words[-1] in _ID_KEY_WORDS:
+        return _ID_KEY_WORDS[words[-1]]
+    if len(words) >= 2 and words[-2:] == ["file", "name"]:
+        return "file name"
+    return None
+
+
 @dataclass(frozen=True)
 class IdLikeAttribute:
-    """A metric attribute whose values look like identifiers."""
+    """A metric attribute whose values look like identifiers (``by_name``: its key announces one)."""
 
     metric: str
     key: str
     kind: str
     examples: tuple[Any, ...]
     distinct: int
+    by_name: bool = False
 
 
 def find_id_like(points: Iterable[MetricPoint], *, min_fraction: float = 0.5) -> list[IdLikeAttribute]:
-    """Metric attributes where at least ``min_fraction`` of the distinct values look like ids
-    (the most common kind is reported), in first-seen order of (metric, key)."""
+    """Metric attributes where at least ``min_fraction`` of the distinct values look like ids (the
+    most common kind is reported) or whose name announces an identifier (:func:`classify_key`), in
+    first-seen order of (metric, key)."""
     return _id_like(_metric_values(points), min_fraction)
 
 
@@ -190,4 +220,10 @@ def _id_like(values: Mapping[tuple[str, str], Mapping[Any, Any]], min_fraction: 
         if flagged and flagged >= min_fraction * len(distinct):
             kind, examples = max(kinds.items(), key=lambda kv: len(kv[1]))
             found.append(IdLikeAttribute(metric, key, kind, tuple(examples[:3]), len(distinct)))
+        else:
+            by_key = classify_key(key)
+            if by_key is not None:
+                found.append(
+                    IdLikeAttribute(metric, key, by_key, tuple(list(distinct.values())[:3]), len(distinct), True)
+                )
     return found

@@ -332,11 +332,16 @@ class _Linter:
                 continue
             flagged.add((where, f.key))
             examples = ", ".join(repr(v) for v in f.examples[:2])
+            what = (
+                f"is named like {'an' if f.kind[0] in 'aeiou' else 'a'} {f.kind}"
+                if f.by_name
+                else f"holds {f.kind} values"
+            )
             self.add(
                 "id_like_metric_attribute",
                 where,
-                f"attribute {f.key!r} holds {f.kind} values (e.g. {examples}; {f.distinct} distinct): every "
-                "value is a new time series; use a bounded value and keep the identifier on spans or logs",
+                f"attribute {f.key!r} {what} (e.g. {examples}; {f.distinct} distinct): every value is a new "
+                "time series; use a bounded value and keep the identifier on spans or logs",
             )
         return flagged
 

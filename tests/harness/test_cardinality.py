@@ -11,6 +11,7 @@ from telemetry_asserts.cardinality import (
     assert_max_cardinality,
     assert_max_series,
     attribute_cardinality,
+    classify_key,
     classify_value,
     distinct_values,
     find_id_like,
@@ -171,3 +172,32 @@ class TestIdLike:
         pts = [point("m", k=v) for v in ["a", "b", "c", "/x/y"]]
         assert find_id_like(pts) == []
         assert [f.key for f in find_id_like(pts, min_fraction=0.25)] == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("request_id", "id"),
+        ("user.id", "id"),
+        ("thread.id", "id"),
+        ("file.path", "path"),
+        ("userEmail", "e-mail address"),
+        ("neuro.file.name", "file name"),
+        ("fileName", "file name"),
+        ("session.uuid", "uuid"),
+    ],
+)
+def test_id_like_keys(key: str, kind: str) -> None:
+    assert classify_key(key) == kind
+
+
+@pytest.mark.parametrize(
+    "key", ["status", "stage", "url.scheme", "http.route", "error.type", "valid", "paid", "neuro.stage.name"]
+)
+def test_bounded_keys(key: str) -> None:
+    assert classify_key(key) is None
+
+
+def test_find_id_like_by_key_name() -> None:
+    pts = [point("app.requests", request_id=str(i), status="ok") for i in range(3)]
+    assert find_id_like(pts) == [IdLikeAttribute("app.requests", "request_id", "id", ("0", "1", "2"), 3, by_name=True)]
