@@ -196,3 +196,20 @@ def test_the_collector_ran_in_the_resolved_mode(process_run: Run, collector_mode
         assert collector.image.image_id in running
     # the receiver has no gRPC port: gRPC exports can only have come through the collector
     assert process_run.chain.receiver.stats.requests > 0
+
+
+def test_official_collector_config_is_consistent() -> None:
+    """integration/otelcol-contrib.yaml (documented, not run here): every pipeline uses defined
+    components, listens on 127.0.0.1 by default, and forwards all three signals over OTLP/HTTP."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent / "otelcol-contrib.yaml").read_text())
+    pipelines = config["service"]["pipelines"]
+    assert set(pipelines) == {"traces", "metrics", "logs"}
+    for name, spec in pipelines.items():
+        for section in ("receivers", "processors", "exporters"):
+            undefined = set(spec[section]) - set(config[section])
+            assert not undefined, f"pipeline {name} uses undefined {section}: {sorted(undefined)}"
+        assert spec["exporters"] == ["otlphttp"] and spec["processors"][-1] == "batch"
+    for protocol in ("grpc", "http"):
+        assert ":-127.0.0.1:" in config["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
