@@ -135,7 +135,7 @@ def render_waterfall(spans: Sequence[Span], *, width: int = 40, max_lines: int |
         s = forest.spans[i]
         lo, hi = bounds[s.trace_id]
         total = max(hi - lo, 1)
-        a = int((s.start_time_ns - lo) * width / total)
+        a = min(int(round((s.start_time_ns - lo) * width / total)), width - 1)
         b = max(a + 1, int(round((s.end_time_ns - lo) * width / total)))
         bar = " " * a + "█" * (min(b, width) - a) + " " * (width - min(b, width))
         lines.append(f"{text.ljust(name_width)} |{bar}| {format_duration(s.duration_ns)}")

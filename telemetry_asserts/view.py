@@ -53,11 +53,12 @@ class TelemetryView:
 
         return LogView(t.logs, t.spans)
 
-    def lint(self, **options: Any) -> LintReport:
-        """Every instrumentation finding (see :func:`telemetry_asserts.lint.lint` for the options)."""
+    def lint(self, options: Any = None, **kwargs: Any) -> LintReport:
+        """Every instrumentation finding; ``options``/``disable=``/thresholds as in
+        :func:`telemetry_asserts.lint.lint`."""
         from .lint import lint
 
-        return lint(self.telemetry, **options)
+        return lint(self.telemetry, options, **kwargs)
 
     def report(self, *, max_lines: int | None = 80) -> str:
         """The span tree, metric points and log records as text."""
