@@ -16,7 +16,7 @@ from .errors import TelemetryAssertionError, did_you_mean
 from .matchers import describe_mismatches, describe_value, match_attributes, values_equal
 from .model import LogRecord, Span
 
-__all__ = ["LogView", "severity_range"]
+__all__ = ["LogView", "describe_log", "severity_range"]
 
 _RANGES = {
     "TRACE": (1, 4),
@@ -71,10 +71,14 @@ def _severity_name(r: LogRecord) -> str:
     return r.severity_text or (f"#{r.severity_number}" if r.severity_number else "UNSPECIFIED")
 
 
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def describe_log(r: LogRecord) -> str:
-    """``[WARNING] 'body' {k='v'}`` for messages."""
-    attrs = "{" + ", ".join(f"{k}={v!r}" for k, v in r.attributes.items()) + "}"
-    return f"[{_severity_name(r)}] {r.body!r} {attrs}"
+    """``[WARNING] 'body' {k='v'}`` for messages (long bodies and values shortened)."""
+    attrs = "{" + ", ".join(f"{k}={_short(repr(v), 80)}" for k, v in r.attributes.items()) + "}"
+    return f"[{_severity_name(r)}] {_short(repr(r.body))} {attrs}"
 
 
 def _ids(trace_id: int, span_id: int) -> str:

@@ -153,6 +153,12 @@ class TestSelection:
         assert lines[-2:] == ["  [INFO] 'm39' {}", "  ... and 5 more"]
         assert len(lines) == 1 + 2 + 1 + 40 + 1
 
+    def test_long_bodies_are_shortened(self) -> None:
+        from telemetry_asserts.logs import describe_log
+
+        text = describe_log(LogRecord("x" * 500, severity_text="INFO", attributes=Attributes({"k": "v" * 200})))
+        assert text == "[INFO] '" + "x" * 156 + "... {k='" + "v" * 76 + "...}"
+
     def test_assert_no_log(self, run: Run) -> None:
         run.logs.assert_no_log(min_severity="FATAL")
         with pytest.raises(TelemetryAssertionError) as info:
