@@ -15,10 +15,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from telemetry_asserts import model
+from telemetry_asserts.contracts.load import expected_attributes
 from telemetry_asserts.errors import did_you_mean
 from telemetry_asserts.matchers import describe_mismatches, describe_value, match_attributes
-
-from telemetry_asserts.contracts.load import expected_attributes
 
 
 @dataclass(frozen=True)
@@ -487,4 +486,4 @@ def contract_check(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
     return Verdict(result.passed, result.message.strip() if not result.passed else "contract check passed")
 
 
-__all__ = ["Evidence", "KINDS", "Verdict", "judge", "run_check"]
+__all__ = ["KINDS", "Evidence", "Verdict", "judge", "run_check"]

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telemetry_asserts import model
-from telemetry_asserts.report import render_logs, render_metrics, render_tree
-
 from grading import wire
 from grading.checks import Evidence, run_check
 from grading.course import CheckSpec, Exercise, load_exercises
 from grading.isolate import IsolatedResult, Limits, minimal_env, run_isolated
+from telemetry_asserts import model
+from telemetry_asserts.report import render_logs, render_metrics, render_tree
 
 PHANTOM_NAME = "sub-01_T1w.nii.gz"
 MISSING_NAME = "sub-02_T1w.nii.gz"
@@ -170,7 +169,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
 
 def submission_name(source: Path) -> str:
     name = Path(source).name
-    return name[:-4] if name.endswith(".zip") else name
+    return name.removesuffix(".zip")
 
 
 # ------------------------------------------------------------------------------ the session

@@ -55,14 +55,19 @@ class IsolatedResult:
             return f"signal {-self.returncode}"
 
 
-def _preexec(limits: Limits) -> None:  # runs in the child between fork and exec
+def _apply_limits(pid: int, limits: Limits) -> None:
+    """Set the child's rlimits with prlimit(2) (no ``preexec_fn``: that is unsafe with threads, and
+    the grader starts children from a thread pool)."""
     memory = limits.memory_mb * _MIB
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(limits.timeout_s) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     size = limits.max_file_mb * _MIB
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for which, value in (
+        (resource.RLIMIT_AS, (memory, memory)),
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_FSIZE, (size, size)),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ):
+        resource.prlimit(pid, which, value)
 
 
 def _read_head(path: Path, limit: int) -> tuple[str, bool]:
@@ -102,6 +107,8 @@ def run_isolated(
 ) -> IsolatedResult:
     """Run ``argv`` in ``cwd`` under ``limits``; never raises for what the child does.
 
+    The limits are set right after the child starts and before ``stdin_data`` is written: a child
+    that reads its stdin first (the grading runner does) runs nothing of its own before that.
     At the deadline the child's whole process group gets SIGKILL. ``stdin_data`` is written to the
     child's stdin (then closed). Output files go to ``output_dir`` (default: ``cwd``'s parent).
     """
@@ -119,10 +126,13 @@ def run_isolated(
             stdout=out,
             stderr=err,
             start_new_session=True,
-            preexec_fn=lambda: _preexec(limits),  # noqa: PLW0108 - fork-safe: only setrlimit
             close_fds=True,
         )
         try:
+            try:
+                _apply_limits(proc.pid, limits)
+            except ProcessLookupError:  # already gone: nothing left to limit
+                pass
             assert proc.stdin is not None
             try:
                 proc.stdin.write(stdin_data)

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from telemetry_asserts.junit import CaseResult, SuiteResult, junit_xml
-
 from grading.engine import CheckResult, SubmissionResult
+from telemetry_asserts.junit import CaseResult, SuiteResult, junit_xml
 
 GRADESCOPE_TEST_KEYS = ("name", "score", "max_score", "output", "visibility", "status")
 

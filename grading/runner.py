@@ -321,7 +321,7 @@ def run_scenarios(job: dict[str, Any], capture: Capture) -> dict[str, Any]:
             config_mod = importlib.import_module("pipeline.config")
         except ImportError:
             config_mod = None
-    except BaseException as exc:  # SyntaxError, ImportError, anything raised at import
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, ImportError, SystemExit: anything at import
         outcome["import"] = _describe(exc)
         return outcome
     outcome["pipeline_file"] = str(Path(pipeline.__file__ or "").resolve())
@@ -334,7 +334,7 @@ def run_scenarios(job: dict[str, Any], capture: Capture) -> dict[str, Any]:
     )
     try:
         telemetry = telemetry_mod.PipelineTelemetry(capture.tracer_provider, capture.meter_provider)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the submission's constructor may raise anything
         outcome["scenarios"]["telemetry"] = {"ok": False, "error": _describe(exc)}
         telemetry = None
     scenarios = (("success", Path(job["phantom"])), ("missing_file", Path(job["missing_file"])))
@@ -343,7 +343,7 @@ def run_scenarios(job: dict[str, Any], capture: Capture) -> dict[str, Any]:
         try:
             returned = _call_process_file(processor, config_mod, job, path, telemetry)
             result.update(ok=True, status=str(getattr(returned, "status", "")), returned=repr(returned)[:300])
-        except BaseException as exc:  # the missing file is expected to raise; SystemExit too
+        except BaseException as exc:  # noqa: BLE001 - the submission may raise anything, SystemExit too
             result.update(ok=False, error=_describe(exc))
         result["end_ns"] = time.time_ns()
         outcome["scenarios"][name] = result
@@ -365,7 +365,7 @@ def main() -> None:
     exit_code = 0
     try:
         outcome = run_scenarios(job, capture)
-    except BaseException as exc:  # pragma: no cover - run_scenarios catches per step
+    except BaseException as exc:  # noqa: BLE001  # pragma: no cover - run_scenarios catches per step
         outcome = {"import": None, "scenarios": {}, "harness_error": _describe(exc)}
         exit_code = 3
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, SubmissionImportGuard)]
@@ -373,7 +373,7 @@ def main() -> None:
     try:
         telemetry = wire.to_json(capture.telemetry())
         prometheus = capture.prometheus_text()
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - a broken capture is reported, not fatal
         telemetry, prometheus = wire.to_json(wire.collect([], None, [])), ""
         violations.append(f"collecting the telemetry failed: {type(exc).__name__}: {exc}")
     payload = {

@@ -7,6 +7,7 @@ attribute types (bool, int, float, str and homogeneous tuples) exactly; ids trav
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -75,14 +76,14 @@ def metrics_from_sdk(data: Any) -> tuple[model.MetricPoint, ...]:
                         if agg.aggregation_temporality == AggregationTemporality.DELTA
                         else model.Temporality.CUMULATIVE
                     )
-                common = dict(
-                    name=metric.name,
-                    unit=metric.unit or "",
-                    description=metric.description or "",
-                    temporality=temporality,
-                    resource=resource,
-                    scope=scope,
-                )
+                common: dict[str, Any] = {
+                    "name": metric.name,
+                    "unit": metric.unit or "",
+                    "description": metric.description or "",
+                    "temporality": temporality,
+                    "resource": resource,
+                    "scope": scope,
+                }
                 for p in agg.data_points:
                     base = dict(common, attributes=_attrs(p.attributes), start_time_ns=getattr(p, "start_time_unix_nano", 0) or 0, time_ns=p.time_unix_nano or 0)
                     if isinstance(agg, Sum):
@@ -142,7 +143,7 @@ def _plain(value: Any) -> Any:
 def _value_to_json(value: Any) -> Any:
     if isinstance(value, tuple):
         return {"list": [_value_to_json(v) for v in value]}
-    if isinstance(value, float) and value != value:  # NaN is not JSON
+    if isinstance(value, float) and math.isnan(value):  # NaN is not JSON
         return {"float": "nan"}
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return {"float": "inf" if value > 0 else "-inf"}

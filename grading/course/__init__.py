@@ -130,4 +130,4 @@ def load_exercises(directory: Path = EXERCISES_DIR, only: Sequence[str] | None =
     return exercises
 
 
-__all__ = ["COURSE_DIR", "CheckSpec", "CourseError", "Exercise", "EXERCISES_DIR", "MISTAKES_DIR", "load_exercises", "parse_exercise"]
+__all__ = ["COURSE_DIR", "EXERCISES_DIR", "MISTAKES_DIR", "CheckSpec", "CourseError", "Exercise", "load_exercises", "parse_exercise"]

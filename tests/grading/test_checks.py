@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from telemetry_asserts import model
-from telemetry_asserts.model import Attributes as A
-
 from grading.checks import Evidence, run_check
 from grading.course import CourseError, parse_exercise
+from telemetry_asserts import model
+from telemetry_asserts.model import Attributes as A
 
 T1, T2 = 0xA1, 0xB2
 

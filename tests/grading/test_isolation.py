@@ -9,12 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from telemetry_asserts import model
-
 from grading import wire
 from grading.engine import GradeConfig, GradingSession, _read_payload, grade_submission
 from grading.isolate import Limits, run_isolated
 from grading.starter import materialise, reference_package
+from telemetry_asserts import model
 
 
 def _py(tmp_path: Path, code: str, limits: Limits, **kw: object):
@@ -48,7 +47,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_memory_limit(tmp_path: Path) -> None:
-    result = _py(tmp_path, "x = bytearray(2 * 1024**3)\nprint('allocated')", Limits(timeout_s=20, memory_mb=256))
+    code = "import sys\nsys.stdin.read()\nx = bytearray(2 * 1024**3)\nprint('allocated')"
+    result = _py(tmp_path, code, Limits(timeout_s=20, memory_mb=256), stdin_data=b"go")
     assert result.returncode != 0 and not result.timed_out
     assert "MemoryError" in result.stderr and "allocated" not in result.stdout
 
