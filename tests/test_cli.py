@@ -228,6 +228,24 @@ def test_batch_with_workers_counts_every_file_once_in_the_parent(phantom: Path, 
     assert (code, stdout.splitlines()[0]) == (0, "0 to process, 2 already done")
 
 
+@pytest.mark.slow
+def test_acceptance_sample_head_with_telemetry_summary(sample_t1w: Path, tmp_path: Path) -> None:
+    """The issue's acceptance command on the real 176x256x256 head, default stages."""
+    out = tmp_path / "out"
+    code, stdout, err = run("process", sample_t1w, "-o", out, "--telemetry-summary")
+
+    assert (code, err) == (0, "")
+    tree = [line.split(" (")[0] for line in stdout.splitlines()[2:14]]
+    assert tree == [
+        "process_file", "├─ load_file", "├─ INSERT", "├─ process_image", "│  ├─ bias_correction",
+        "│  ├─ skull_strip", "│  ├─ normalize", "│  ├─ smooth", "│  └─ resample", "└─ write_output",
+        "   ├─ write_metadata", "   └─ INSERT",
+    ]
+    image = nib.load(out / "sub-001_T1w_preproc.nii.gz")
+    assert image.header.get_zooms()[:3] == pytest.approx((2.0, 2.0, 2.0))
+    assert (out / "sub-001_T1w_metadata.json").stat().st_size > 0
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"neuro-preprocess {__version__}"
