@@ -19,7 +19,7 @@ from .cardinality import _items
 from .errors import TelemetryAssertionError
 from .model import Resource, Span, Telemetry
 
-__all__ = ["SensitiveMatch", "SensitiveRules", "assert_no_sensitive", "find_sensitive", "luhn_valid"]
+__all__ = ["SensitiveFinding", "SensitiveMatch", "SensitiveRules", "assert_no_sensitive", "find_sensitive", "luhn_valid"]
 
 DEFAULT_KEYS = (
     "password",
