@@ -130,6 +130,29 @@ def test_contract_catches_a_broken_run(runs: dict[str, model.Telemetry]) -> None
     assert result.result("stages_executed").message.startswith("no metric 'neuro.stages.executed' was recorded")
 
 
+def test_contract_holds_in_a_pytest_test_through_the_telemetry_fixture(telemetry, phantom: Path,
+                                                                       tmp_path: Path) -> None:
+    """The plugin route: the pipeline uses the global API (the fixture's providers) and the contract is
+    judged on the fixture's snapshot. Only the resource check is left out: the plugin's providers
+    carry their own resource, not the pipeline's service.name."""
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+    from pipeline.processor import process_file
+    from pipeline.registry import RunRegistry
+
+    instrumentor = SQLite3Instrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+    try:
+        assert process_file(phantom, tmp_path, registry=RunRegistry.in_dir(tmp_path)).ok
+    finally:
+        instrumentor.uninstrument()
+    contract = load_contract(CONTRACT)
+    checks = [c for c in contract.ids if c != "service_identity"]
+    result = run_contract(contract, telemetry.snapshot(), only=checks)
+    assert result.passed, _report(result)
+    assert len(result.results) == len(contract.checks) - 1
+
+
 @pytest.mark.slow
 def test_sample_head_passes_the_contract_through_the_cli(tmp_path: Path) -> None:
     """Acceptance on the real 176x256x256 head (N4 kept short: the contract checks shapes and types)."""
