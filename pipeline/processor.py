@@ -247,7 +247,7 @@ class _FileRun:
         log.error(
             "Processing failed: %s",
             description,
-            exc_info=exc if not isinstance(exc, PipelineError) else None,
+            exc_info=exc,
             extra={**file_facts(self.path), "error_reason": _reason(exc), "error_type": type(exc).__name__},
         )
         if self.registry is not None:
@@ -313,12 +313,16 @@ class _FileRun:
             self.tm.input_size.record(self.size_bytes)
 
     def _remove_outputs(self) -> None:
-        """A failed input leaves nothing behind: remove what this run already renamed into place."""
-        for name in self.outputs.values():
-            try:
-                (self.output_dir / name).unlink()
-            except FileNotFoundError:
-                pass
+        """A failed input leaves nothing behind: once this run has replaced one output, remove both
+        (never an image next to a metadata file of another run). Directories are left alone."""
+        if not self.outputs:
+            return
+        for path in output_paths(self.path, self.output_dir).values():
+            if path.is_file():
+                try:
+                    path.unlink()
+                except OSError:
+                    log.warning("Could not remove a partial output", extra={"output_name": path.name})
         self.outputs.clear()
 
     # -- steps -------------------------------------------------------------------------------
