@@ -379,6 +379,7 @@ class _Engine:
         self.memo: dict[tuple[int, int], tuple[int, ...] | None] = {}
         self._by_name: dict[str, list[int]] | None = None
         self._child_names: dict[int, dict[str, list[int]]] = {}
+        self._root_names: dict[str, list[int]] = {}
 
     # -- indexes ------------------------------------------------------------------------------
 
@@ -407,12 +408,16 @@ class _Engine:
 
     def root_candidates(self, e: ExpectedSpan) -> list[int]:
         if isinstance(e.name, str):
-            pool = self.by_name.get(e.name, [])
-        else:
-            pool = [i for i in range(len(self.forest.spans)) if self.name_ok(e, i)]
-        if self.exact:
-            return [i for i in pool if self.forest.parent[i] is None]
-        return pool
+            if not self.exact:
+                return self.by_name.get(e.name, [])
+            # One shared list per name, so the greedy pass's cursor is shared too (linear).
+            cached = self._root_names.get(e.name)
+            if cached is None:
+                cached = [i for i in self.by_name.get(e.name, []) if self.forest.parent[i] is None]
+                self._root_names[e.name] = cached
+            return cached
+        pool = [i for i in range(len(self.forest.spans)) if self.name_ok(e, i)]
+        return [i for i in pool if self.forest.parent[i] is None] if self.exact else pool
 
     # -- node tests ---------------------------------------------------------------------------
 
