@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
@@ -163,12 +164,11 @@ def run(spans: int, points: int, batch: int, protocol: str, mode: str, timeout_s
             sender = Sender(protocol, f"127.0.0.1:{collector.grpc_port}", collector.http_endpoint)
             spans_sent = points_sent = 0
             t0 = time.perf_counter()
-            span_iter, metric_iter = span_requests(spans, batch), metric_requests(points, batch)
-            for span_request, metric_request in _zip_longest(span_iter, metric_iter):
+            for span_request, metric_request in zip_longest(span_requests(spans, batch), metric_requests(points, batch)):
                 if span_request is not None:
-                    spans_sent += sender.send("traces", *span_request)
+                    spans_sent += sender.send("traces", span_request[0], span_request[1])
                 if metric_request is not None:
-                    points_sent += sender.send("metrics", *metric_request)
+                    points_sent += sender.send("metrics", metric_request[0], metric_request[1])
             send_s = time.perf_counter() - t0
             sender.close()
             deadline = time.monotonic() + timeout_s
@@ -180,12 +180,6 @@ def run(spans: int, points: int, batch: int, protocol: str, mode: str, timeout_s
         finally:
             collector.close()
     return Result(resolved, protocol, spans_sent, got[0], points_sent, got[1], send_s, total_s)
-
-
-def _zip_longest(a: Iterator[tuple[object, int]], b: Iterator[tuple[object, int]]) -> Iterator[tuple[object, object]]:
-    from itertools import zip_longest
-
-    return zip_longest(a, b)
 
 
 def main(argv: list[str] | None = None) -> int:

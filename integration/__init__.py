@@ -58,7 +58,7 @@ def run_pipeline(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``neuro-preprocess ARGS`` as a subprocess with ``env``; output captured as text."""
     return subprocess.run(
-        [console_script(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout_s
+        [console_script(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout_s, check=False
     )
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 Mode = Literal["container", "process"]
 
@@ -152,7 +152,7 @@ def engine_status() -> tuple[bool, str]:
             return True, f"Docker engine {client.version().get('Version', '?')}"
         finally:
             client.close()
-    except Exception as exc:  # any failure to reach the engine means "no engine"
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means "no engine"
         return False, f"no Docker engine answers ({type(exc).__name__}: {exc})"
 
 
@@ -269,7 +269,7 @@ class RotelCollector:
         return f"rotel collector, {self.mode} mode, {where}, grpc :{self.grpc_port}, http :{self.http_port}"
 
     # lifecycle
-    def start(self, timeout_s: float = 30.0) -> RotelCollector:
+    def start(self, timeout_s: float = 30.0) -> Self:
         """Start the collector and wait until it logged readiness and both ports accept connections."""
         if self.mode == "container":
             self._start_container()
@@ -317,7 +317,7 @@ class RotelCollector:
         self.stop()
         shutil.rmtree(self._state, ignore_errors=True)
 
-    def __enter__(self) -> RotelCollector:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -57,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _PREPARED["engine"] = engine_status()[1] if mode == "container" else "collector binary as a subprocess"
         if mode == "container":
             _PREPARED["image"] = ensure_image()
-    except Exception as exc:  # reported in the header; the tests fail with the same reason
+    except Exception as exc:  # noqa: BLE001 - reported in the header; the tests fail with the same reason
         _PREPARED["error"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CollectorUnavailable) else str(exc)
 
 

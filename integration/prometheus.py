@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from integration.collector import free_port
 from telemetry_asserts.model import LogRecord
@@ -84,7 +84,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0, wait_for_targets: bool = False) -> PrometheusServer:
+    def start(self, timeout_s: float = 30.0, wait_for_targets: bool = False) -> Self:
         """Start and wait until Prometheus answers (and, if asked, knows every target).
 
         Its discovery manager hands targets to the scrape manager only every 5 s, so the first scrape
@@ -132,7 +132,7 @@ class PrometheusServer:
             self._process = None
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> PrometheusServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -410,7 +410,7 @@ class PipelineTarget:
                 self._process.kill()
         return self._process.wait()
 
-    def __enter__(self) -> PipelineTarget:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

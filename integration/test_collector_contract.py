@@ -10,6 +10,7 @@ folder of two files.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from integration import FAST_ARGS, pipeline_env, run_pipeline, settle
 from integration.collector import IMAGE_REPOSITORY
 from integration.conftest import Chain, ChainFactory
 from integration.prometheus import logql_filter
-from telemetry_asserts.model import Telemetry
+from telemetry_asserts.model import LogRecord, MetricPoint, Span, Telemetry
 
 CONTRACT = Path(pipeline.__file__).with_name("contract.yaml")
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -38,11 +39,11 @@ class Run:
     stdout: str
 
 
-def _roots(t: Telemetry, name: str) -> list:
+def _roots(t: Telemetry, name: str) -> list[Span]:
     return [s for s in t.spans if s.name == name and s.is_root]
 
 
-def _arrived(n_files: int, batch: bool):  # noqa: ANN202 - a predicate for settle()
+def _arrived(n_files: int, batch: bool) -> Callable[[Telemetry], bool]:
     def predicate(t: Telemetry) -> bool:
         return (
             len(_roots(t, "process_file")) >= n_files
@@ -112,7 +113,7 @@ def test_contract_holds_for_a_batch_behind_the_collector(batch_run: Run) -> None
 
 def test_resource_attributes_survive(process_run: Run) -> None:
     t = process_run.telemetry
-    items = [*t.spans, *t.metrics, *t.logs]
+    items: list[Span | MetricPoint | LogRecord] = [*t.spans, *t.metrics, *t.logs]
     assert items
     resources = {(i.resource.attributes.get("service.name"), i.resource.attributes.get("service.version")) for i in items}
     assert resources == {("neuro-preprocess", pipeline.__version__)}

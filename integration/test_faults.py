@@ -29,7 +29,6 @@ from integration.collector import (
     rotel_binary,
 )
 from integration.conftest import ChainFactory
-from telemetry_asserts.model import Telemetry
 
 FILE_SPANS = (
     "process_file", "load_file", "process_image", "bias_correction", "skull_strip",

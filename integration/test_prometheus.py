@@ -8,7 +8,7 @@ duration histogram are seen *increasing* (what ``rate()`` needs). Then the tests
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from integration.prometheus import (
     PipelineTarget,
     PrometheusError,
     PrometheusServer,
+    Sample,
     by_label,
     finite,
     parse_logql,
@@ -27,7 +28,7 @@ from integration.prometheus import (
 STAGES = ("bias_correction", "skull_strip", "normalize", "smooth", "resample")
 
 
-def _total_is(n: float):  # noqa: ANN202 - a predicate for PrometheusServer.wait_for
+def _total_is(n: float) -> Callable[[list[Sample]], bool]:
     return lambda result: bool(result) and sample_value(result[0]) == n
 
 
