@@ -275,12 +275,18 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="telemetry-asserts", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="telemetry-asserts", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check telemetry contracts (docs/contracts.md) against telemetry from an OTLP JSON file, "
+                    "received over OTLP, or exported by a command.",
+        epilog="examples:\n" + "\n".join(__doc__.split("\n\n")[1].splitlines()) + "\n\n"
+               + __doc__.split("\n\n")[2])
     sub = parser.add_subparsers(dest="action", required=True, metavar="{check,run,snapshot,schema}")
     for action, help_ in (("check", "check a contract against telemetry from a file or OTLP"),
                           ("run", "run a command exporting to a private OTLP receiver, then check")):
-        p = sub.add_parser(action, help=help_, description=help_)
+        usage = ("%(prog)s [options] CONTRACT -- COMMAND [ARGS...]" if action == "run"
+                 else "%(prog)s [options] CONTRACT --from SOURCE")
+        p = sub.add_parser(action, help=help_, description=help_, usage=usage)
         p.add_argument("contract", help="contract YAML file")
         _add_source_options(p)
         p.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML results")
@@ -292,6 +298,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="also list metric points and log records")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
     p = sub.add_parser("snapshot", help="record a run's telemetry shape to a contract file, or compare with it",
+                       usage="%(prog)s [--update] [options] FILE (--from SOURCE | -- COMMAND [ARGS...])",
                        description="Record the shape (names, hierarchy, attribute keys and types) of a run; "
                                    "an existing different snapshot is an error showing the diff unless --update.")
     p.add_argument("contract", help="snapshot contract file (created if missing)")
