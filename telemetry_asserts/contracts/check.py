@@ -424,10 +424,10 @@ def _judge_metric(check: Check, telemetry: model.Telemetry, marks: Marks) -> lis
         return []
     problems: list[str] = []
     desc = expected_value(spec["description"]) if "description" in spec else None
-    if _attempt(problems, lambda: view.assert_metric(name, kind=spec.get("type"), unit=spec.get("unit"),
-                                                     description=desc)) is None and problems:
-        if name not in view:
-            return problems
+    _attempt(problems, lambda: view.assert_metric(name, kind=spec.get("type"), unit=spec.get("unit"),
+                                                  description=desc))
+    if name not in view:  # the view said so, with the recorded names and the closest one
+        return problems
     if "prometheus_name" in spec:
         names = prometheus_names(view.points(name))
         if spec["prometheus_name"] not in names:
