@@ -196,6 +196,8 @@ class LogView:
     def _resolve_span(self, span: Span | str) -> Span:
         if isinstance(span, Span):
             return span
+        if isinstance(getattr(span, "span", None), Span):  # a SpanAssert, as SpanView.one() returns
+            return span.span  # type: ignore[union-attr]
         named = [s for s in self._spans if s.name == span]
         if len(named) != 1:
             names = list(dict.fromkeys(s.name for s in self._spans))
@@ -205,7 +207,8 @@ class LogView:
 
     def assert_correlated(self, span: Span | str, where: Where = None) -> None:
         """Every selected record (all by default) carries ``span``'s trace id and span id; at least
-        one record must be selected. ``span`` is a :class:`Span` or the name of a unique span."""
+        one record must be selected. ``span`` is a :class:`Span` (or the ``SpanAssert`` that
+        ``SpanView.one()`` returns) or the name of a unique span."""
         target = self._resolve_span(span)
         selected = self._select(where)
         if not selected:

@@ -173,6 +173,14 @@ class TestCorrelation:
         run.logs.assert_correlated(span(run, "load_file"), where={"body": "loading file"})
         run.logs.assert_correlated("process_file", where={"min_severity": "WARNING"})
 
+    def test_accepts_the_span_that_spanview_one_returns(self, run: Run) -> None:
+        from telemetry_asserts.spans import SpanView
+
+        load = SpanView(run.spans).one(name="load_file")  # a SpanAssert, not a bare Span
+        run.logs.assert_correlated(load, where={"body": "loading file"})
+        with pytest.raises(TelemetryAssertionError, match="not correlated with span 'load_file'"):
+            run.logs.assert_correlated(load, where={"body": "low contrast"})
+
     def test_wrong_span_shows_both_ids(self, run: Run) -> None:
         load = span(run, "load_file")
         with pytest.raises(TelemetryAssertionError) as info:
