@@ -146,10 +146,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
 
     config = config_from_args(args)
     parallel = getattr(args, "workers", 1) > 1 or getattr(args, "dask_scheduler", None)
-    run_batch = None
+    run_batch: Any = None
     if parallel:
         try:
-            from pipeline.parallel import run_batch  # type: ignore[no-redef]
+            from pipeline.parallel import run_batch
         except ImportError:
             raise UsageError("--workers > 1 and --dask-scheduler are not available (pipeline.parallel is missing)") from None
     if args.command == "batch":

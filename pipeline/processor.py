@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -232,7 +232,7 @@ class _FileRun:
                 self.registry.start(self.path, loaded.sha256, self.parameters, trace_id=self.trace_id)
             state = self.process_image(loaded)
             self.write_output(loaded, state)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of one input is recorded, never raised
             return self.fail(root, exc)
         return self.succeed(root)
 
@@ -357,7 +357,7 @@ class _FileRun:
             # | log.info("Loading file")  # TODO: structured fields
             # <<< exercise: loader_logs
             self.checksum = loaded.sha256
-            image_attributes = {
+            image_attributes: dict[str, Any] = {
                 "neuro.image.shape": list(loaded.shape),
                 "neuro.image.voxel_size_mm": [round(v, 6) for v in loaded.voxel_sizes_mm],
                 "neuro.image.dtype": loaded.dtype,
@@ -449,7 +449,7 @@ class _FileRun:
             "durations_s": dict(self.stage_durations),
             "software": software_versions(),
             "trace_id": self.trace_id,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
 

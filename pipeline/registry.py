@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ def canonical_json(value: Any) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _key(input_path: str | os.PathLike[str]) -> str:
@@ -222,11 +222,11 @@ class RunRegistry:
 
 __all__ = [
     "REGISTRY_FILENAME",
-    "RegistryError",
-    "RunRecord",
-    "RunRegistry",
     "STATUS_FAILED",
     "STATUS_RUNNING",
     "STATUS_SUCCESS",
+    "RegistryError",
+    "RunRecord",
+    "RunRegistry",
     "canonical_json",
 ]

@@ -333,7 +333,7 @@ def _headers(env: Mapping[str, str], signal: str) -> dict[str, str] | None:
         return None
     from opentelemetry.util.re import parse_env_headers
 
-    return parse_env_headers(raw, liberal=True)
+    return dict(parse_env_headers(raw, liberal=True))
 
 
 def _endpoint(env: Mapping[str, str], signal: str, protocol: str) -> str:
@@ -359,7 +359,9 @@ def _otlp_exporter(env: Mapping[str, str], signal: str) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as gtr
 
         kwargs["insecure"] = not kwargs["endpoint"].startswith("https://")
-        cls = {"traces": gtr.OTLPSpanExporter, "metrics": gmet.OTLPMetricExporter, "logs": glog.OTLPLogExporter}
+        cls: dict[str, Any] = {
+            "traces": gtr.OTLPSpanExporter, "metrics": gmet.OTLPMetricExporter, "logs": glog.OTLPLogExporter
+        }
     else:
         from opentelemetry.exporter.otlp.proto.http import _log_exporter as hlog
         from opentelemetry.exporter.otlp.proto.http import metric_exporter as hmet
@@ -433,8 +435,11 @@ def configure_from_env(
     configured exporters. Raises :class:`TelemetryConfigError` for unsupported values.
     """
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
-    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        ConsoleLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -516,13 +521,13 @@ def configure_from_env(
 
 
 __all__ = [
-    "SERVICE_NAME",
-    "SCOPE_NAME",
     "DEFAULT_EXPORT_TIMEOUT_S",
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
-    "STATUS_SUCCESS",
+    "SCOPE_NAME",
+    "SERVICE_NAME",
     "STATUS_FAILED",
     "STATUS_SKIPPED",
+    "STATUS_SUCCESS",
     "PipelineTelemetry",
     "TelemetryConfigError",
     "TelemetrySetup",

@@ -119,6 +119,7 @@ def open_resource(path: str | os.PathLike[str], mode: str = "rb") -> Iterator[IO
             raise
         finally:
             handle.close()
+            size: int | None
             try:
                 size = p.stat().st_size
             except OSError:

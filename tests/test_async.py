@@ -4,8 +4,6 @@ propagates through await and asyncio.to_thread - concurrent files keep separate,
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -15,8 +13,8 @@ from pipeline.config import PipelineConfig
 from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_file_async
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, StatusCode
+from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
 FILE_SPANS = {"process_file", "load_file", "process_image", *FAST, "write_output", "write_metadata"}

@@ -7,8 +7,7 @@ failed input; other files of a batch are still processed.
 from __future__ import annotations
 
 import gzip
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -20,8 +19,8 @@ from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_batch, process_file
 from pipeline.registry import RunRegistry
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, StatusCode, Telemetry
+from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
 REGISTRY_FILES = {"runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"}

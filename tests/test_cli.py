@@ -47,7 +47,7 @@ def run(*argv: str | Path, env: dict[str, str] | None = None) -> tuple[int, str,
 def script(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("neuro-preprocess")
     command = [exe] if exe else [sys.executable, "-m", "pipeline"]
-    return subprocess.run([*command, *map(str, argv)], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*command, *map(str, argv)], capture_output=True, text=True, timeout=120, check=False,
                           env={**CLEAN_ENV, **(env or {})})
 
 

@@ -8,7 +8,6 @@ import logging
 import socket
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -33,8 +32,8 @@ from pipeline.telemetry import (
 )
 from pipeline.tracing import open_resource, traced, use_tracer
 from telemetry_asserts.capture import logs_from_sdk, spans_from_sdk
-from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import StatusCode
+from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("smooth",)
 
@@ -319,12 +318,10 @@ def test_open_resource_records_size_and_close(tmp_path: Path, capture: LiveTelem
 
 def test_open_resource_errors(tmp_path: Path, capture: LiveTelemetryView) -> None:
     with use_tracer(capture.tracer_provider.get_tracer("test")):
-        with pytest.raises(FileNotFoundError):
-            with open_resource(tmp_path / "nope.bin"):
-                pass
-        with pytest.raises(ValueError, match="bad header"):
-            with open_resource(tmp_path / "new.bin", "wb"):
-                raise ValueError("bad header")
+        with pytest.raises(FileNotFoundError), open_resource(tmp_path / "nope.bin"):
+            pass
+        with pytest.raises(ValueError, match="bad header"), open_resource(tmp_path / "new.bin", "wb"):
+            raise ValueError("bad header")
     missing, bad = capture.snapshot().spans
     assert missing.status_code is StatusCode.ERROR
     assert missing.status_description == "cannot open nope.bin: No such file or directory"

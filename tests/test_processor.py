@@ -21,8 +21,8 @@ from pipeline.processor import output_paths, process_batch, process_file
 from pipeline.registry import RunRegistry
 from pipeline.stages import DEFAULT_STAGES
 from pipeline.telemetry import SCOPE_NAME, PipelineTelemetry
-from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import MetricKind, Span, StatusCode, Telemetry
+from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
 

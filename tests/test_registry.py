@@ -3,7 +3,6 @@ several processes writing at once."""
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import sqlite3
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_batch, process_file
 from pipeline.registry import RunRegistry, canonical_json
 from pipeline.telemetry import PipelineTelemetry
-from telemetry_asserts.view import LiveTelemetryView
 from telemetry_asserts.model import Span, SpanKind
+from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
 
