@@ -30,7 +30,7 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy exports: the in-subprocess runner imports ``grading.wire`` without the whole engine."""
+    """Lazy exports: the in-subprocess runner (``grading.runner``) does not load the engine."""
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'grading' has no attribute {name!r}")

@@ -9,6 +9,7 @@ tampered with the capture scores 0 on every check, with feedback saying so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import shutil
@@ -23,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grading import wire
 from grading.checks import Evidence, run_check
 from grading.course import CheckSpec, Exercise, load_exercises
 from grading.isolate import IsolatedResult, Limits, minimal_env, run_isolated
 from telemetry_asserts import model
+from telemetry_asserts.otlp.files import read_otlp_json
 from telemetry_asserts.report import render_logs, render_metrics, render_tree
 
 PHANTOM_NAME = "sub-01_T1w.nii.gz"
@@ -99,6 +100,7 @@ class SubmissionResult:
     stdout: str = ""
     stderr: str = ""
     telemetry_report: str = ""
+    telemetry_otlp_json: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -235,6 +237,7 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
     job = {
         "nonce": nonce,
         "result_path": str(result_path),
+        "telemetry_path": str(run_dir / "telemetry.jsonl"),
         "submission": str(sub),
         "phantom": str(phantom),
         "missing_file": str(work / MISSING_NAME),
@@ -253,7 +256,7 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
     )
     if run.timed_out:
         return "timeout", f"stopped at the time limit of {config.timeout_s:g} s (an infinite loop or a hang?)", run, None, run_dir
-    payload = _read_payload(result_path, nonce)
+    payload = _read_payload(result_path, nonce, run_dir / "telemetry.jsonl")
     if payload is None:
         how = f"killed by {run.signal_name}" if run.signal_name else f"exit code {run.returncode}"
         if run.signal_name in ("SIGKILL", "SIGXCPU"):
@@ -273,7 +276,11 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
     return "ok", "", run, payload, run_dir
 
 
-def _read_payload(path: Path, nonce: str) -> dict[str, Any] | None:
+def _read_payload(path: Path, nonce: str, telemetry_path: Path | None = None) -> dict[str, Any] | None:
+    """The runner's result if it carries this run's nonce (and its telemetry file's sha256), else None.
+
+    The OTLP JSON telemetry is decoded into the model under ``payload["telemetry"]``.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
             payload = json.load(handle)
@@ -281,12 +288,24 @@ def _read_payload(path: Path, nonce: str) -> dict[str, Any] | None:
         return None
     if not isinstance(payload, dict) or payload.get("nonce") != nonce:
         return None
+    if telemetry_path is not None:
+        try:
+            data = telemetry_path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != payload.get("telemetry_sha256"):
+            return None
+        try:
+            payload["telemetry"] = read_otlp_json(telemetry_path) if data.strip() else model.Telemetry()
+        except ValueError:
+            return None
+        payload["telemetry_otlp_json"] = data.decode("utf-8", errors="replace")
     return payload
 
 
 def build_evidence(payload: Mapping[str, Any], work_dir: str) -> Evidence:
     """The runner's payload as judge input: the model, split per scenario by time window."""
-    telemetry = wire.from_json(payload.get("telemetry") or {})
+    telemetry = payload.get("telemetry") or model.Telemetry()
     outcome = payload.get("outcome") or {}
     scenarios: dict[str, model.Telemetry] = {}
     roots = _trace_starts(telemetry)
@@ -416,6 +435,7 @@ def grade_submission(source: Path, session: GradingSession, exercises: Sequence[
         stdout=run.stdout if run is not None else "",
         stderr=run.stderr if run is not None else "",
         telemetry_report=report,
+        telemetry_otlp_json=str((payload or {}).get("telemetry_otlp_json", "")) if status == "ok" else "",
         notes=tuple(notes),
     )
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -229,7 +229,8 @@ def write_csv(results: Sequence[SubmissionResult], path: Path) -> None:
 
 
 def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> None:
-    """Per submission ``<name>/results.json`` (Gradescope) and ``<name>/feedback.txt``, plus the gradebook."""
+    """Per submission ``<name>/results.json`` (Gradescope), ``<name>/feedback.txt`` and
+    ``<name>/telemetry.jsonl`` (what the run exported, OTLP JSON), plus ``gradebook.csv``."""
     directory = Path(directory)
     used: set[str] = set()
     for r in results:
@@ -241,6 +242,8 @@ def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> N
         used.add(name)
         write_gradescope(r, directory / name / "results.json")
         _atomic_write(directory / name / "feedback.txt", feedback_text(r) + "\n")
+        if r.telemetry_otlp_json:  # what arrived, for `telemetry-asserts check CONTRACT --from FILE`
+            _atomic_write(directory / name / "telemetry.jsonl", r.telemetry_otlp_json)
     write_csv(results, directory / "gradebook.csv")
 
 

@@ -9,8 +9,9 @@ description arrives as JSON on stdin (read before any submission code runs). Ord
    (:class:`Integrity`) and of the installed providers/processors/handlers.
 3. Resolve ``pipeline`` only from the submission directory (an import guard first on ``sys.meta_path``;
    sys.path is left alone), import it, check where every module came from, run the scenarios.
-4. Re-check the snapshot, convert what the grader's own exporters hold into the model and write it,
-   with the job's nonce, to the result file; then ``os._exit`` (no atexit hooks or threads of the
+4. Re-check the snapshot, convert what the grader's own sinks hold into the model, write it as an
+   OTLP JSON file (``telemetry_asserts.otlp.files``; readable by ``telemetry-asserts check --from``)
+   and the outcome, the nonce and that file's sha256 to the result file; then ``os._exit`` (no atexit hooks or threads of the
    submission run after the result is written).
 
 What this defends against, and what not: see ``grading/README.md`` ("Threat model").
@@ -19,6 +20,7 @@ What this defends against, and what not: see ``grading/README.md`` ("Threat mode
 from __future__ import annotations
 
 import builtins
+import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -28,6 +30,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -46,7 +49,11 @@ from opentelemetry.sdk.metrics._internal import instrument as sdk_instrument
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import export as sdk_trace_export
 
-from grading import wire
+from telemetry_asserts import capture as ta_capture
+from telemetry_asserts import model
+from telemetry_asserts.otlp import encode as otlp_encode
+from telemetry_asserts.otlp import files as otlp_files
+from telemetry_asserts.otlp import jsonfmt as otlp_jsonfmt
 
 RESULT_SCHEMA = 1
 GRADER_SERVICE = "neuro-preprocess"
@@ -120,11 +127,15 @@ class Capture:
         root.setLevel(logging.DEBUG)
         root.addHandler(self.log_handler)
 
-    def telemetry(self) -> Any:
-        """What the grader's own sinks hold, as the model."""
+    def telemetry(self) -> model.Telemetry:
+        """What the grader's own sinks hold, as the model (the harness's own SDK converters)."""
         self.tracer_provider.force_flush()
         self.logger_provider.force_flush()
-        return wire.collect(list(self.span_sink._spans), self.metric_reader.get_metrics_data(), list(self.log_sink._records))
+        return model.Telemetry(
+            ta_capture.spans_from_sdk(list(self.span_sink._spans)),
+            ta_capture.metrics_from_sdk(self.metric_reader.get_metrics_data()),
+            ta_capture.logs_from_sdk(list(self.log_sink._records)),
+        )
 
     def prometheus_text(self) -> str:
         """The exposition text the Prometheus exporter serves for this run."""
@@ -151,7 +162,12 @@ def _guarded_namespaces(capture: Capture) -> dict[str, Any]:
         "json": json,
         "builtins": builtins,
         "os": os,
-        "grading.wire": wire,
+        "hashlib": hashlib,
+        "tempfile": tempfile,
+        "telemetry_asserts.capture": ta_capture,
+        "telemetry_asserts.otlp.files": otlp_files,
+        "telemetry_asserts.otlp.encode": otlp_encode,
+        "telemetry_asserts.otlp.jsonfmt": otlp_jsonfmt,
         "grading.runner": sys.modules[__name__],
         "logging": logging,
     }
@@ -370,18 +386,20 @@ def main() -> None:
         exit_code = 3
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, SubmissionImportGuard)]
     violations = integrity.violations()
+    telemetry_path = Path(job["telemetry_path"])
     try:
-        telemetry = wire.to_json(capture.telemetry())
+        otlp_files.write_otlp_json(capture.telemetry(), telemetry_path)
         prometheus = capture.prometheus_text()
     except BaseException as exc:  # noqa: BLE001 - a broken capture is reported, not fatal
-        telemetry, prometheus = wire.to_json(wire.collect([], None, [])), ""
+        telemetry_path.write_text("", encoding="utf-8")
+        prometheus = ""
         violations.append(f"collecting the telemetry failed: {type(exc).__name__}: {exc}")
     payload = {
         "schema": RESULT_SCHEMA,
         "nonce": nonce,
         "outcome": outcome,
         "integrity_violations": violations,
-        "telemetry": telemetry,
+        "telemetry_sha256": hashlib.sha256(telemetry_path.read_bytes()).hexdigest(),
         "prometheus": prometheus,
     }
     tmp = result_path.with_name(result_path.name + ".tmp")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 import os
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-from grading import wire
 from grading.engine import GradeConfig, GradingSession, _read_payload, grade_submission
 from grading.isolate import Limits, run_isolated
 from grading.starter import materialise, reference_package
 from telemetry_asserts import model
+from telemetry_asserts.otlp.files import write_otlp_json
 
 
 def _py(tmp_path: Path, code: str, limits: Limits, **kw: object):
@@ -85,33 +86,22 @@ def test_the_submissions_own_pipeline_is_imported(tmp_path: Path) -> None:
     assert result.score == 0
 
 
-def test_result_needs_the_runs_nonce(tmp_path: Path) -> None:
-    good = tmp_path / "r.json"
-    good.write_text('{"nonce": "abc", "outcome": {}}')
-    assert _read_payload(good, "abc") == {"nonce": "abc", "outcome": {}}
-    assert _read_payload(good, "other") is None
-    good.write_text("not json")
-    assert _read_payload(good, "abc") is None
-    assert _read_payload(tmp_path / "missing.json", "abc") is None
-
-
-def test_wire_round_trip_keeps_types() -> None:
-    res = model.Resource(model.Attributes({"service.name": "neuro-preprocess"}))
-    span = model.Span(
-        "load_file", 2**127 + 5, 2**63 + 7, parent_span_id=None, start_time_ns=1, end_time_ns=9,
-        status_code=model.StatusCode.ERROR, status_description="boom",
-        attributes=model.Attributes({"b": True, "i": 1, "f": 1.0, "s": "x", "t": (1, 2), "bt": (True, False)}),
-        events=(model.Event("exception", 5, model.Attributes({"exception.type": "E"})),),
-        links=(model.Link(3, 4, model.Attributes({"k": "v"})),), resource=res, scope=model.Scope("neuro_preprocess", "0.1"),
+def test_result_needs_the_runs_nonce_and_telemetry_digest(tmp_path: Path) -> None:
+    telemetry = model.Telemetry(
+        (model.Span("process_file", 7, 9, attributes=model.Attributes({"neuro.stages": ("smooth",), "ok": True})),),
+        (model.MetricPoint("neuro.stages.executed", model.MetricKind.COUNTER, model.Attributes({"stage": "smooth"}),
+                           value=1, is_monotonic=True, temporality=model.Temporality.CUMULATIVE),),
     )
-    point = model.MetricPoint("h", model.MetricKind.HISTOGRAM, model.Attributes({"status": "ok"}), unit="s",
-                              count=2, sum=math.inf, min=0.5, max=math.nan, bucket_counts=(1, 1), explicit_bounds=(1.0,),
-                              temporality=model.Temporality.CUMULATIVE)
-    log = model.LogRecord("Loading file", "INFO", 9, trace_id=2**127 + 5, span_id=2**63 + 7,
-                          attributes=model.Attributes({"array_shape": (32, 32, 32), "file_exists": True}))
-    original = model.Telemetry((span,), (point,), (log,))
-    back = wire.from_json(__import__("json").loads(__import__("json").dumps(wire.to_json(original))))
-    assert back.spans == original.spans and back.logs == original.logs
-    assert back.spans[0].attributes["b"] is True and type(back.spans[0].attributes["f"]) is float
-    got = back.metrics[0]
-    assert got.sum == math.inf and math.isnan(got.max) and got.bucket_counts == (1, 1) and got.explicit_bounds == (1.0,)
+    otlp = write_otlp_json(telemetry, tmp_path / "telemetry.jsonl")
+    digest = hashlib.sha256(otlp.read_bytes()).hexdigest()
+    result = tmp_path / "r.json"
+    result.write_text(json.dumps({"nonce": "abc", "outcome": {}, "telemetry_sha256": digest}))
+    payload = _read_payload(result, "abc", otlp)
+    assert payload is not None and payload["telemetry"].spans[0].attributes["neuro.stages"] == ("smooth",)
+    assert payload["telemetry"].metrics[0].value == 1
+    assert _read_payload(result, "other", otlp) is None  # forged or stale result
+    otlp.write_text(otlp.read_text().replace("smooth", "forged"))
+    assert _read_payload(result, "abc", otlp) is None  # telemetry swapped after the run
+    result.write_text("not json")
+    assert _read_payload(result, "abc") is None
+    assert _read_payload(tmp_path / "missing.json", "abc") is None
