@@ -190,8 +190,8 @@ def _describe_count(spec: int | Mapping[str, int] | None, default_min: int = 1) 
 
 
 def _traces_rooted_at(telemetry: model.Telemetry, root: str) -> list[tuple[int, model.Telemetry]]:
-    """(trace id, that trace's telemetry) for each trace that has a root span named ``root`` (or,
-    when the trace's real root was not exported, a span of that name at its top). Linear in size."""
+    """(trace id, that trace's telemetry) for each trace whose top span (a span without a recorded
+    parent: the root, or the top of what was exported) is named ``root``. Linear in size."""
     spans: dict[int, list[model.Span]] = {}
     for s in telemetry.spans:
         spans.setdefault(s.trace_id, []).append(s)
@@ -200,14 +200,15 @@ def _traces_rooted_at(telemetry: model.Telemetry, root: str) -> list[tuple[int, 
         logs.setdefault(r.trace_id, []).append(r)
     out = []
     for tid, group in spans.items():
-        has_root = any(s.is_root for s in group)
-        if any(s.name == root and (s.is_root or not has_root) for s in group):
+        forest = tree.SpanForest(group)
+        if any(forest.spans[i].name == root for i in forest.roots):
             out.append((tid, model.Telemetry(tuple(group), telemetry.metrics, tuple(logs.get(tid, ())))))
     return out
 
 
 def _root_names(telemetry: model.Telemetry) -> list[str]:
-    return list(dict.fromkeys(s.name for s in telemetry.spans if s.is_root))
+    forest = tree.SpanForest(telemetry.spans)
+    return list(dict.fromkeys(forest.spans[i].name for i in forest.roots))
 
 
 def _scoped(
@@ -272,7 +273,8 @@ def _judge_trace(check: Check, telemetry: model.Telemetry, marks: Marks) -> list
                              ordered=bool(spec.get("ordered", False)))
         except TelemetryAssertionError as exc:
             problems.append(f"trace {format(tid, '032x')}:\n" + _indent(str(exc)))
-            top = next((s for s in trace.spans if s.name == root and s.is_root), trace.spans[0])
+            forest = tree.SpanForest(trace.spans)
+            top = next((forest.spans[i] for i in forest.roots if forest.spans[i].name == root), trace.spans[0])
             marks[(top.trace_id, top.span_id)] = f"✗ {check.id}: {str(exc).splitlines()[0]}"
     return problems
 

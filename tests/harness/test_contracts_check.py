@@ -135,6 +135,15 @@ def test_trace_count_and_unknown_root(good: model.Telemetry) -> None:
                    "root spans recorded: process_batch, process_file")
 
 
+def test_trace_whose_real_root_was_not_exported_is_judged_from_its_top(good: model.Telemetry) -> None:
+    """Spans of a worker whose parent lives in another process: process_file is the top of its trace."""
+    from dataclasses import replace
+
+    orphaned = good.with_(spans=tuple(replace(s, parent_span_id=0xDEAD) if s.name == "process_file" else s
+                                      for s in good.spans))
+    assert judge(TREE, orphaned).passed
+
+
 def test_tree_as_nested_data_with_attribute_matchers(good: model.Telemetry) -> None:
     text = """\
     traces:
