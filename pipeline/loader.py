@@ -59,7 +59,7 @@ class LoadedVolume:
 
 
 def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{int(n)} bytes"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{int(n)} bytes"
 
 
 def file_facts(path: str | Path) -> dict[str, Any]:
@@ -143,14 +143,14 @@ def _parse_header(raw: bytes, path: Path) -> nib.Nifti1Header:
     if len(raw) < 348:
         raise CorruptFileError(f"too short to be NIfTI ({len(raw)} bytes; a NIfTI-1 header alone is 348)", path)
     size_le, size_be = int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big")
-    sizeof_hdr = size_le if size_le in _NIFTI_HEADERS else size_be
+    sizeof_hdr, endianness = (size_le, "<") if size_le in _NIFTI_HEADERS else (size_be, ">")
     if sizeof_hdr not in _NIFTI_HEADERS:
         raise CorruptFileError(f"not a NIfTI file (header size field is {size_le}, expected 348 or 540)", path)
     if len(raw) < sizeof_hdr:
         raise CorruptFileError(f"truncated NIfTI-2 header ({len(raw)} of 540 bytes)", path)
     klass = _NIFTI_HEADERS[sizeof_hdr]
     try:
-        header = klass.from_fileobj(io.BytesIO(raw[:sizeof_hdr]), check=False)
+        header = klass.from_fileobj(io.BytesIO(raw[:sizeof_hdr]), endianness=endianness, check=False)
     except Exception as exc:
         raise CorruptFileError(f"cannot parse the NIfTI header ({exc})", path) from None
     magic = bytes(header["magic"]).rstrip(b"\x00")
@@ -190,7 +190,9 @@ def _validate_dtype(header: nib.Nifti1Header, path: Path) -> np.dtype:
     except Exception:
         raise CorruptFileError(f"unknown voxel datatype code {int(header['datatype'])}", path) from None
     if dtype.kind not in "uif" or dtype.itemsize == 0:
-        raise UnsupportedImageError(f"unsupported voxel datatype {dtype} (need integer or float)", path)
+        name = "unknown" if dtype.itemsize == 0 else "RGB" if dtype.kind == "V" else dtype.name
+        code = int(header["datatype"])
+        raise UnsupportedImageError(f"unsupported voxel datatype {name} (code {code}); need integer or float", path)
     return dtype
 
 
