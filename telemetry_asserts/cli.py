@@ -197,10 +197,11 @@ def _collect(args: argparse.Namespace, err: TextIO) -> Collected:
 
 def _trace_block(result: ContractResult, trace_id: int, marks: dict[tuple[int, int], str]) -> list[str]:
     from .report import MarkKey, format_duration, render_tree, render_waterfall
+    from .tree import SpanForest
 
     spans = result.telemetry.trace(trace_id).spans
-    roots = [s for s in spans if s.is_root] or list(spans[:1])
-    root = roots[0]
+    forest = SpanForest(spans)
+    root = forest.spans[forest.roots[0]]
     lines = [f"trace {format(trace_id, '032x')}  {root.name}  {format_duration(root.duration_ns)}  "
              f"({len(spans)} spans)"]
     notes: dict[MarkKey, str] = {key: note for key, note in marks.items()}
