@@ -61,7 +61,7 @@ __all__ = [
     "spans_from_sdk",
 ]
 
-_DELTA = {
+_DELTA: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.DELTA
     for kind in (
         Counter,
@@ -150,21 +150,21 @@ def metrics_from_sdk(data: MetricsData | None) -> tuple[model.MetricPoint, ...]:
         for sm in rm.scope_metrics:
             scope = _scope(sm.scope)
             for metric in sm.metrics:
-                base = dict(
-                    name=metric.name,
-                    unit=metric.unit or "",
-                    description=metric.description or "",
-                    resource=resource,
-                    scope=scope,
-                )
-                d = metric.data
+                base: dict[str, Any] = {
+                    "name": metric.name,
+                    "unit": metric.unit or "",
+                    "description": metric.description or "",
+                    "resource": resource,
+                    "scope": scope,
+                }
+                d: Any = metric.data
                 for p in d.data_points:
-                    common = dict(
-                        base,
-                        attributes=model.attributes(p.attributes or {}),
-                        start_time_ns=p.start_time_unix_nano or 0,
-                        time_ns=p.time_unix_nano or 0,
-                    )
+                    common: dict[str, Any] = {
+                        **base,
+                        "attributes": model.attributes(p.attributes or {}),
+                        "start_time_ns": p.start_time_unix_nano or 0,
+                        "time_ns": p.time_unix_nano or 0,
+                    }
                     if isinstance(d, Sum):
                         kind = model.MetricKind.COUNTER if d.is_monotonic else model.MetricKind.UP_DOWN_COUNTER
                         points.append(

@@ -8,12 +8,12 @@ pipeline's ``--telemetry-summary``. The tree uses the same box-drawing text that
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from .model import LogRecord, MetricKind, MetricPoint, Span, StatusCode, Telemetry
 from .tree import SpanForest
 
-MarkKey = Union[Span, tuple[int, int]]
+MarkKey = Span | tuple[int, int]
 
 __all__ = [
     "format_duration",
@@ -37,7 +37,10 @@ def format_duration(ns: int) -> str:
 def _mark_index(marks: Mapping[MarkKey, str] | None) -> dict[tuple[int, int], str]:
     out: dict[tuple[int, int], str] = {}
     for key, text in (marks or {}).items():
-        out[(key.trace_id, key.span_id) if isinstance(key, Span) else tuple(key)] = text  # type: ignore[assignment]
+        if isinstance(key, Span):
+            out[(key.trace_id, key.span_id)] = text
+        else:
+            out[(key[0], key[1])] = text
     return out
 
 
@@ -135,8 +138,8 @@ def render_waterfall(spans: Sequence[Span], *, width: int = 40, max_lines: int |
         s = forest.spans[i]
         lo, hi = bounds[s.trace_id]
         total = max(hi - lo, 1)
-        a = min(int(round((s.start_time_ns - lo) * width / total)), width - 1)
-        b = max(a + 1, int(round((s.end_time_ns - lo) * width / total)))
+        a = min(round((s.start_time_ns - lo) * width / total), width - 1)
+        b = max(a + 1, round((s.end_time_ns - lo) * width / total))
         bar = " " * a + "█" * (min(b, width) - a) + " " * (width - min(b, width))
         lines.append(f"{text.ljust(name_width)} |{bar}| {format_duration(s.duration_ns)}")
     return "\n".join(_truncate(lines, max_lines, "line"))

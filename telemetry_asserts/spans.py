@@ -363,7 +363,7 @@ def _describe_criteria(c: Mapping[str, Any]) -> str:
 class SpanAssert:
     """One recorded span with chainable assertions; reads through to the span's fields."""
 
-    __slots__ = ("span", "_view")
+    __slots__ = ("_view", "span")
 
     def __init__(self, span: Span, view: SpanView | None = None) -> None:
         self.span = span
@@ -475,7 +475,7 @@ class SpanAssert:
         __tracebackhide__ = True
         return self.assert_status(StatusCode.ERROR, description)
 
-    def assert_exception(self, type: Any = None, message: Any = None) -> SpanAssert:  # noqa: A002
+    def assert_exception(self, type: Any = None, message: Any = None) -> SpanAssert:
         """An ``exception`` event was recorded, of ``type`` (a class, or a name: ``ValueError`` or
         ``pkg.mod.Error``) and with ``message`` (a string or matcher) when given."""
         __tracebackhide__ = True

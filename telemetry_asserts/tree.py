@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .errors import TelemetryAssertionError, closest
 from .matchers import describe_mismatches, match_attributes, values_equal
@@ -24,7 +24,7 @@ class SpanForest:
     Children and roots are ordered by start time (then by their input position).
     """
 
-    __slots__ = ("spans", "parent", "children", "roots")
+    __slots__ = ("children", "parent", "roots", "spans")
 
     def __init__(self, spans: Sequence[Span]) -> None:
         self.spans: tuple[Span, ...] = tuple(spans)
@@ -143,7 +143,7 @@ class ExpectedSpan:
         return text
 
 
-TreeSpec = Union[str, ExpectedSpan, Mapping[str, Any], tuple, Sequence[Any]]
+TreeSpec = str | ExpectedSpan | Mapping[str, Any] | tuple | Sequence[Any]
 
 # Characters that may precede a name on a tree line: box drawing, ASCII trees, list bullets.
 _PREFIX = set(" \t│├└─┃┣┗━┠┖╰╭┬┼|`+-*:•·")
@@ -211,7 +211,7 @@ def parse_tree(text: str) -> tuple[ExpectedSpan, ...]:
 
 
 class _Building:
-    __slots__ = ("name", "attributes", "status", "line", "children", "child_col", "col")
+    __slots__ = ("attributes", "child_col", "children", "col", "line", "name", "status")
 
     def __init__(self, name: str, attributes: dict[str, Any] | None, status: StatusCode | None, line: int):
         self.name, self.attributes, self.status, self.line = name, attributes, status, line
@@ -676,7 +676,7 @@ class _Explainer:
 
     def align(self, kids: Sequence[ExpectedSpan], candidates: Any) -> list[int | None]:
         """Assign expected nodes to distinct spans maximising the total score (a pair that scores
-        nothing is no assignment). Optimal (scipy's assignment solver) when available, else greedy."""
+        nothing is no assignment), optimally (scipy's assignment solver)."""
         pools = [list(candidates(k)) for k in kids]
         columns = list(dict.fromkeys(a for pool in pools for a in pool))
         if not columns:
@@ -689,15 +689,8 @@ class _Explainer:
                 # A complete fit wins ties, so what is left over is what is really missing.
                 scores[n][col[a]] = 2 * value + (1 if value and self.engine.fits(k, a) else 0)
         out: list[int | None] = [None] * len(kids)
-        try:
-            from scipy.optimize import linear_sum_assignment
-        except ImportError:  # pragma: no cover - scipy is a dependency of the project
-            ranked = sorted((-v, n, c) for n, row in enumerate(scores) for c, v in enumerate(row) if v)
-            taken: set[int] = set()
-            for _, n, c in ranked:
-                if out[n] is None and c not in taken:
-                    out[n], _ = columns[c], taken.add(c)
-            return out
+        from scipy.optimize import linear_sum_assignment  # only failures pay for the import
+
         rows, cols = linear_sum_assignment(scores, maximize=True)
         for n, c in zip(rows, cols):
             if scores[n][c]:
@@ -926,7 +919,7 @@ def _failure_message(engine: _Engine, roots: Sequence[ExpectedSpan], max_lines: 
     focus = set(explainer.focus) | ({d.actual} if d.actual is not None else set())
     traces = {forest.spans[i].trace_id for i in focus}
     shown = [s for s in forest.spans if s.trace_id in traces] if traces else list(forest.spans)
-    marks = {}
+    marks: dict[Span | tuple[int, int], str] = {}
     if d.actual is not None and d.actual_note:
         marks[forest.spans[d.actual]] = d.actual_note
     n_traces = len({s.trace_id for s in forest.spans})
