@@ -106,9 +106,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from None
 
 
+_STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
 class _ConsoleFormatter(logging.Formatter):
-    """``LEVEL logger: message`` plus the current trace/span id when there is one; no tracebacks
-    unless at DEBUG (the CLI already prints one line per failed input)."""
+    """``LEVEL logger [trace_id=.. span_id=..]: message key=value...`` (the record's ``extra=`` fields);
+    no tracebacks unless at DEBUG (the CLI already prints one line per failed input)."""
 
     def __init__(self, show_tracebacks: bool) -> None:
         super().__init__()
@@ -119,7 +122,8 @@ class _ConsoleFormatter(logging.Formatter):
 
         ctx = trace.get_current_span().get_span_context()
         ids = f" [trace_id={ctx.trace_id:032x} span_id={ctx.span_id:016x}]" if ctx.is_valid else ""
-        text = f"{record.levelname} {record.name}{ids}: {record.getMessage()}"
+        fields = "".join(f" {k}={v}" for k, v in vars(record).items() if k not in _STANDARD_RECORD_KEYS)
+        text = f"{record.levelname} {record.name}{ids}: {record.getMessage()}{fields}"
         if self.show_tracebacks and record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

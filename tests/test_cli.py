@@ -206,9 +206,11 @@ def test_unwritable_output_dir_is_one_clear_line(phantom: Path, tmp_path: Path) 
 def test_verbose_console_logs_carry_trace_ids(phantom: Path, tmp_path: Path) -> None:
     code, _, err = run("process", phantom, "-o", tmp_path / "out", "--stages", "smooth", "-v")
     assert code == 0
-    loading = [line for line in err.splitlines() if line.endswith(": Loading file")]
+    loading = [line for line in err.splitlines() if ": Loading file " in line]
     assert len(loading) == 1
     assert loading[0].startswith("INFO pipeline.processor [trace_id=")
+    assert loading[0].endswith(f": Loading file file_path={phantom} file_exists=True file_size_mb="
+                               f"{round(phantom.stat().st_size / 1e6, 3)} array_shape=[32, 32, 32]")
 
 
 def test_batch_with_workers_counts_every_file_once_in_the_parent(phantom: Path, tmp_path: Path) -> None:
