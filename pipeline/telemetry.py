@@ -207,6 +207,7 @@ class TelemetrySetup:
     _filtered_loggers: list[logging.Logger] = field(default_factory=list, repr=False)
     _prometheus_server: Any = field(default=None, repr=False)
     _log_handler: logging.Handler | None = field(default=None, repr=False)
+    _telemetry: PipelineTelemetry | None = field(default=None, repr=False)
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -215,8 +216,11 @@ class TelemetrySetup:
         return self._error_filter.suppressed
 
     def telemetry(self) -> PipelineTelemetry:
-        """The pipeline's instruments on these providers."""
-        return PipelineTelemetry(self.tracer_provider, self.meter_provider)
+        """The pipeline's instruments on these providers (created once: a second observable gauge
+        callback on the same meter would report the active tasks twice)."""
+        if self._telemetry is None:
+            self._telemetry = PipelineTelemetry(self.tracer_provider, self.meter_provider)
+        return self._telemetry
 
     def instrument_logging(self, level: int = logging.NOTSET) -> logging.Handler:
         """Bridge the root logger to OpenTelemetry logs (records carry the current trace/span ids).

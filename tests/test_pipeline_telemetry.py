@@ -248,6 +248,11 @@ def test_logging_bridge_correlates_and_skips_opentelemetry_records(phantom: Path
 
 def test_default_telemetry_is_shared_per_provider_pair() -> None:
     assert default_telemetry() is default_telemetry()
+    setup = configure_from_env({})
+    try:
+        assert setup.telemetry() is setup.telemetry()
+    finally:
+        setup.shutdown(1)
 
 
 def test_spans_carry_the_pipeline_scope(phantom: Path, tmp_path: Path, capture: LiveTelemetryView) -> None:
