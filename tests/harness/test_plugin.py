@@ -285,3 +285,23 @@ def test_a_bad_log_level_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--telemetry-log-level=LOUD")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--telemetry-log-level: unknown level 'LOUD' (use DEBUG, INFO, ..., or off)"])
+
+
+def test_explicit_dash_p_works_with_plugin_autoload_disabled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest -p telemetry_asserts` in a project that turns autoloading of plugins off."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(
+        test_explicit=(
+            "from opentelemetry import trace\n\n"
+            "def test_uses(spans):\n"
+            "    with trace.get_tracer('x').start_as_current_span('explicit'):\n"
+            "        pass\n"
+            "    spans.one('explicit')\n"
+        )
+    )
+    without = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    without.assert_outcomes(errors=1)
+    result = pytester.runpytest_subprocess("-p", "telemetry_asserts", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
