@@ -15,7 +15,7 @@ from grading.engine import SubmissionResult
 from grading.mistakes import Mistake, load_mistakes, materialise_mistake
 from grading.starter import materialise, reference_package, write_starter
 
-MISTAKE_TIMEOUT_S = 6.0
+MISTAKE_TIMEOUT_S = 15.0  # generous: a normal run takes 1-5 s on a loaded 2-core machine
 
 
 @dataclass

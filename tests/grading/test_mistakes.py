@@ -34,7 +34,7 @@ def test_mistake_scores_and_feedback(graded_course: GradedCourse, mistake_id: st
 def test_infinite_loop_is_stopped_and_the_rest_are_graded(graded_course: GradedCourse) -> None:
     loop = graded_course.results["infinite_loop"]
     assert loop.status == "timeout"
-    assert loop.problem.startswith("stopped at the time limit of 6 s")
+    assert loop.problem.startswith("stopped at the time limit of 15 s")
     others = [r for name, r in graded_course.results.items() if name != "infinite_loop"]
     assert len(others) == len(graded_course.results) - 1
     assert all(r.exercises and r.status != "timeout" for r in others)
