@@ -18,7 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import model, tree
+from .. import model
+from ..cardinality import assert_max_cardinality, assert_max_series
+from ..lint import lint as run_lint
+from ..tree import SpanForest, assert_tree
 from ..errors import TelemetryAssertionError, did_you_mean
 from ..junit import CaseResult, SuiteResult
 from ..logs import LogView
@@ -200,14 +203,14 @@ def _traces_rooted_at(telemetry: model.Telemetry, root: str) -> list[tuple[int, 
         logs.setdefault(r.trace_id, []).append(r)
     out = []
     for tid, group in spans.items():
-        forest = tree.SpanForest(group)
+        forest = SpanForest(group)
         if any(forest.spans[i].name == root for i in forest.roots):
             out.append((tid, model.Telemetry(tuple(group), telemetry.metrics, tuple(logs.get(tid, ())))))
     return out
 
 
 def _root_names(telemetry: model.Telemetry) -> list[str]:
-    forest = tree.SpanForest(telemetry.spans)
+    forest = SpanForest(telemetry.spans)
     return list(dict.fromkeys(forest.spans[i].name for i in forest.roots))
 
 
@@ -269,11 +272,11 @@ def _judge_trace(check: Check, telemetry: model.Telemetry, marks: Marks) -> list
     expected = _tree_expectation(spec["tree"])
     for tid, trace in traces:
         try:
-            tree.assert_tree(trace.spans, expected, exact=bool(spec.get("exact", False)),
+            assert_tree(trace.spans, expected, exact=bool(spec.get("exact", False)),
                              ordered=bool(spec.get("ordered", False)))
         except TelemetryAssertionError as exc:
             problems.append(f"trace {format(tid, '032x')}:\n" + _indent(str(exc)))
-            forest = tree.SpanForest(trace.spans)
+            forest = SpanForest(trace.spans)
             top = next((forest.spans[i] for i in forest.roots if forest.spans[i].name == root), trace.spans[0])
             marks[(top.trace_id, top.span_id)] = f"✗ {check.id}: {str(exc).splitlines()[0]}"
     return problems
@@ -590,20 +593,16 @@ def _items(telemetry: model.Telemetry, signal: str, name: str | None = None) -> 
 
 
 def _limit_cardinality(spec: Mapping[str, Any], telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:
-    from .. import cardinality
-
     items = _items(telemetry, spec["signal"], spec.get("name"))
     problems: list[str] = []
     what = f"{spec['signal']}" + (f" named {spec['name']!r}" if spec.get("name") else "")
-    _attempt(problems, lambda: cardinality.assert_max_cardinality(items, spec["max"], [spec["key"]], what=what))
+    _attempt(problems, lambda: assert_max_cardinality(items, spec["max"], [spec["key"]], what=what))
     return problems
 
 
 def _limit_series(spec: Mapping[str, Any], telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:
-    from .. import cardinality
-
     problems: list[str] = []
-    _attempt(problems, lambda: cardinality.assert_max_series(telemetry.metrics, spec["max"], spec["metric"]))
+    _attempt(problems, lambda: assert_max_series(telemetry.metrics, spec["max"], spec["metric"]))
     return problems
 
 
@@ -659,11 +658,9 @@ def _limit_no_errors(spec: Any, telemetry: model.Telemetry, marks: Marks, cid: s
 
 
 def _limit_lint(spec: Any, telemetry: model.Telemetry, marks: Marks, cid: str) -> list[str]:
-    from .. import lint
-
     options = dict(spec.get("options", {})) if isinstance(spec, Mapping) else {}
     disable = set(spec.get("disable", ())) if isinstance(spec, Mapping) else set()
-    report = lint.lint(telemetry, disable=disable, **options)
+    report = run_lint(telemetry, disable=disable, **options)
     return _lint_problems(report, marks, cid)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .. import matchers as m
+from ..matchers import Absent, AllOf, AnyValue, Contains, InRange, IsOneOf, IsType, Not, Regex
 from ..errors import did_you_mean
 
 __all__ = [
@@ -223,24 +223,24 @@ def expected_value(value: Any) -> Any:
     parts: list[Any] = []
     for key, arg in value.items():
         if key == "type":
-            parts.append(m.IsType(*_TYPES[arg]))
+            parts.append(IsType(*_TYPES[arg]))
         elif key == "regex":
-            parts.append(m.Regex(arg))
+            parts.append(Regex(arg))
         elif key == "range":
-            parts.append(m.InRange(arg[0], arg[1]))
+            parts.append(InRange(arg[0], arg[1]))
         elif key == "one_of":
-            parts.append(m.IsOneOf(*(expected_value(v) for v in arg)))
+            parts.append(IsOneOf(*(expected_value(v) for v in arg)))
         elif key == "contains":
-            parts.append(m.Contains(*(arg if isinstance(arg, list) else [arg])))
+            parts.append(Contains(*(arg if isinstance(arg, list) else [arg])))
         elif key == "absent":
-            parts.append(m.Absent())
+            parts.append(Absent())
         elif key == "any":
-            parts.append(m.AnyValue())
+            parts.append(AnyValue())
         elif key == "not":
-            parts.append(m.Not(expected_value(arg)))
+            parts.append(Not(expected_value(arg)))
         else:  # the schema rejects these; a direct caller gets a clear error
             raise ValueError(f"unknown matcher {key!r}{did_you_mean(key, _MATCHER_KEYS)}")
-    return parts[0] if len(parts) == 1 else m.AllOf(*parts)
+    return parts[0] if len(parts) == 1 else AllOf(*parts)
 
 
 _MATCHER_KEYS = ("type", "regex", "range", "one_of", "contains", "absent", "any", "not")
@@ -548,29 +548,20 @@ def _regex_issue(marks: _Marks, path: Path_, pattern: str) -> list[ContractIssue
 
 
 def _tree_problem(text: str) -> str | None:
-    """The tree parser's complaint about ``text``, or None (also when the parser is unavailable)."""
+    """The tree parser's complaint about ``text``, or None."""
+    from ..tree import parse_tree
+
     try:
-        from .. import tree
-    except ImportError:  # pragma: no cover - tree.py ships with the package
-        return None
-    parse = getattr(tree, "parse_tree", None) or getattr(tree, "parse", None)
-    if parse is None:  # pragma: no cover
-        return None
-    try:
-        parse(text)
+        parse_tree(text)
     except (ValueError, TypeError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
 
 
 def _lint_issues(marks: _Marks, path: Path_, spec: Mapping[str, Any]) -> list[ContractIssue]:
-    try:
-        from ..lint import RULES
-    except ImportError:  # pragma: no cover - lint.py ships with the package
-        return []
     from dataclasses import fields
 
-    from ..lint import LintOptions
+    from ..lint import RULES, LintOptions
 
     known = list(RULES)
     issues = [
