@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from grading.course import CourseError, load_exercises
+from grading.course import CourseError, exercises_markdown, load_exercises
 from grading.engine import GradeConfig, SubmissionResult, grade_many
 from grading.results import feedback_text, summary_table, write_csv, write_gradescope, write_junit, write_results_dir
 from grading.starter import MarkerError, find_exercises, reference_package, write_starter
@@ -59,10 +59,12 @@ def _starter(directory: Path) -> int:
         reference = reference_package()
         exercises = find_exercises(reference)
         target = write_starter(directory, reference_dir=reference)
-    except (FileExistsError, MarkerError, RuntimeError) as exc:
+        handout = directory / "EXERCISES.md"
+        handout.write_text(exercises_markdown(load_exercises()) + "\n", encoding="utf-8")
+    except (FileExistsError, MarkerError, RuntimeError, CourseError) as exc:
         print(f"neuro-grade: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote the starter to {target} ({len(exercises)} exercises: {', '.join(sorted(exercises))})")
+    print(f"wrote the starter to {target} ({len(exercises)} exercises: {', '.join(sorted(exercises))}) and {handout}")
     return 0
 
 

@@ -130,4 +130,16 @@ def load_exercises(directory: Path = EXERCISES_DIR, only: Sequence[str] | None =
     return exercises
 
 
-__all__ = ["COURSE_DIR", "EXERCISES_DIR", "MISTAKES_DIR", "CheckSpec", "CourseError", "Exercise", "load_exercises", "parse_exercise"]
+def exercises_markdown(exercises: Sequence[Exercise]) -> str:
+    """The students' handout: each exercise's statement and its checks with points."""
+    total = sum(e.max_points for e in exercises)
+    lines = ["# Instrumentation exercises", "", f"{len(exercises)} exercises, {total:g} points. Check yourself with",
+             "`pytest --solution . tests/exercises` or `neuro-grade grade .`.", ""]
+    for n, e in enumerate(exercises, start=1):
+        lines += [f"## {n}. {e.title} (`{e.id}`, {e.max_points:g} points)", "", e.statement, "", "Checks:", ""]
+        lines += [f"- {c.title} ({c.points:g})" for c in e.checks]
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["COURSE_DIR", "EXERCISES_DIR", "MISTAKES_DIR", "CheckSpec", "CourseError", "Exercise", "exercises_markdown", "load_exercises", "parse_exercise"]

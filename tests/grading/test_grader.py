@@ -92,6 +92,10 @@ def test_cli_starter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert '"write_metadata"' not in text  # the exercise's span is cut
     assert 'metric_attributes = {"status": status, "file.path": str(self.path.resolve())}' in text
     assert f"wrote the starter to {tmp_path / 'pipeline'}" in capsys.readouterr().out
+    handout = (tmp_path / "EXERCISES.md").read_text()
+    assert handout.startswith("# Instrumentation exercises\n\n6 exercises, 28 points.")
+    assert "## 1. A span for writing the metadata file (`write_metadata_span`, 5 points)" in handout
+    assert "- under write_output (1)" in handout
     assert main(["starter", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
 
