@@ -305,3 +305,34 @@ def test_explicit_dash_p_works_with_plugin_autoload_disabled(
     without.assert_outcomes(errors=1)
     result = pytester.runpytest_subprocess("-p", "telemetry_asserts", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_no_global_keeps_the_global_api_untouched_and_report_lines_truncate(pytester: pytest.Pytester) -> None:
+    # In-process is safe here: with --telemetry-no-global the inner run never sets a global provider.
+    pytester.makepyfile(
+        test_local='''
+from opentelemetry import trace
+
+def test_injected_only(telemetry):
+    with telemetry.tracer_provider.get_tracer("x").start_as_current_span("injected"):
+        pass
+    with trace.get_tracer("x").start_as_current_span("global_api"):
+        pass
+    assert telemetry.tracer_provider is not trace.get_tracer_provider()
+    assert telemetry.spans.names() == ["injected"]
+
+def test_report_is_truncated(telemetry):
+    tracer = telemetry.tracer_provider.get_tracer("x")
+    with tracer.start_as_current_span("root"):
+        for i in range(5):
+            with tracer.start_as_current_span(f"child{i}"):
+                pass
+    assert False
+'''
+    )
+    result = pytester.runpytest("--telemetry-no-global", "--telemetry-report-lines=2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*- Captured telemetry call -*", "spans (6):", "  root (*)", "  ├─ child0 (*)", "  ... 4 more lines",
+         "metric points (0):"]
+    )
