@@ -32,10 +32,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         while True:
             time.sleep(0.05)
     """
-    start = time.monotonic()
     result = _py(tmp_path, code, Limits(timeout_s=1.5))
     assert result.timed_out and result.signal_name == "SIGKILL"
-    assert time.monotonic() - start < 15
     grandchild = int(pidfile.read_text())
     for _ in range(50):  # reaped by init shortly after the kill
         try:
