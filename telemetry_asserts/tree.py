@@ -163,8 +163,8 @@ def parse_tree(text: str) -> tuple[ExpectedSpan, ...]:
     Accepts box drawing (``├─ ``, ``└── ``, ``│  ``), ASCII (``|-``, ``` `- ```, ``+--``) and plain
     indentation; depth is the column of a line's connector (or of its name without one), siblings
     must share it. After the name
-    a YAML flow mapping sets attributes (``load_file {file.format: nifti}``) and ``[ERROR]``/``[OK]``
-    a status; a rendered duration (``(12.0 ms)``) or a ``<-- note`` is ignored, so a tree printed by
+    a space and a YAML flow mapping set attributes (``load_file {file.format: nifti}``; names may hold
+    spaces and braces, as in ``GET /users/{id}``) and ``[ERROR]``/``[OK]`` a status; a rendered duration (``(12.0 ms)``) or a ``<-- note`` is ignored, so a tree printed by
     :func:`telemetry_asserts.report.render_tree` can be pasted back as an expectation.
     """
     roots: list[_Building] = []
@@ -238,7 +238,7 @@ def _parse_label(body: str, number: int) -> tuple[str, dict[str, Any] | None, St
         body = body[: m.start()]
     body = _DURATION.sub("", body).strip()
     attributes = None
-    brace = body.find("{")
+    brace = body.find(" {") + 1  # attributes follow a space: "GET /users/{id}" is a name
     if brace > 0 and body.endswith("}"):
         import yaml
 
@@ -248,8 +248,8 @@ def _parse_label(body: str, number: int) -> tuple[str, dict[str, Any] | None, St
             raise TreeSyntaxError(f"line {number}: cannot read the attributes {body[brace:]!r}: {exc}") from None
         attributes = {str(k): v for k, v in loaded.items()}
         body = body[:brace].strip()
-    if not body or any(ch.isspace() for ch in body):
-        raise TreeSyntaxError(f"line {number}: expected one span name, got {body!r}")
+    if not body:
+        raise TreeSyntaxError(f"line {number}: a span name is missing")
     return body, attributes, status
 
 

@@ -157,6 +157,12 @@ def test_text_carries_attributes_status_and_ignores_durations_and_notes() -> Non
     assert [root.line, load.line, strip.line] == [1, 2, 3]
 
 
+def test_names_may_hold_spaces_and_braces() -> None:
+    (root,) = parse_tree("GET /users/{id}\n└─ SELECT users {db.system: sqlite}")
+    assert (root.name, root.attributes) == ("GET /users/{id}", None)
+    assert (root.children[0].name, root.children[0].attributes) == ("SELECT users", {"db.system": "sqlite"})
+
+
 def test_a_rendered_tree_parses_back() -> None:
     from telemetry_asserts.report import render_tree
 
@@ -170,7 +176,7 @@ def test_a_rendered_tree_parses_back() -> None:
     [
         ("a\n    b\n  c", "line 3: 'c' is indented to column 2 but its siblings under 'a' start at column 4"),
         ("  a\nb", "line 2: 'b' is left of its parent's column or not aligned with the first root 'a'"),
-        ("a\n├─ two words", "line 2: expected one span name, got 'two words'"),
+        ("a\n├─ [ERROR]", "line 2: a span name is missing"),
         ("a {x: [1}", "line 1: cannot read the attributes '{x: [1}'"),
         ("\n  \n", "the expected tree is empty"),
     ],
