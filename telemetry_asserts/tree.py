@@ -151,6 +151,7 @@ _CONNECTORS = set("├└┣┗┠┖╰|`+")
 _DURATION = re.compile(r"\s+\((?:\d+(?:\.\d+)?\s*(?:s|ms|µs|us|ns))\)")
 _STATUS = re.compile(r"\s*\[(ERROR|OK|UNSET)(?::[^\]]*)?\]\s*$")
 _NOTE = re.compile(r"\s+<--.*$")
+_TRACE_HEADER = re.compile(r"trace [0-9a-f]{32}")  # render_tree's header between traces
 
 
 class TreeSyntaxError(ValueError):
@@ -164,14 +165,15 @@ def parse_tree(text: str) -> tuple[ExpectedSpan, ...]:
     indentation; depth is the column of a line's connector (or of its name without one), siblings
     must share it. After the name
     a space and a YAML flow mapping set attributes (``load_file {file.format: nifti}``; names may hold
-    spaces and braces, as in ``GET /users/{id}``) and ``[ERROR]``/``[OK]`` a status; a rendered duration (``(12.0 ms)``) or a ``<-- note`` is ignored, so a tree printed by
+    spaces and braces, as in ``GET /users/{id}``) and ``[ERROR]``/``[OK]`` a status; a rendered
+    duration (``(12.0 ms)``), a ``<-- note`` or a ``trace <id>`` header is ignored, so a tree printed by
     :func:`telemetry_asserts.report.render_tree` can be pasted back as an expectation.
     """
     roots: list[_Building] = []
     # Stack of (name column, node under construction).
     stack: list[tuple[int, _Building]] = []
     for number, raw in enumerate(text.expandtabs(4).splitlines(), start=1):
-        if not raw.strip():
+        if not raw.strip() or _TRACE_HEADER.fullmatch(raw.strip()):
             continue
         start = 0
         while start < len(raw) and raw[start] in _PREFIX:

@@ -141,3 +141,20 @@ def test_an_extra_span_only_fails_exact_matching(forest: list[Any], data: st.Dat
     spans = to_spans(bigger)
     assert_tree(spans, forest)
     assert match_tree(spans, forest, exact=True) is None
+
+
+@PROPERTY
+@given(forests)
+def test_a_rendered_forest_parses_back_to_itself(forest: list[Any]) -> None:
+    from telemetry_asserts.report import render_tree
+    from telemetry_asserts.tree import parse_tree
+
+    spans = to_spans(forest)
+    text = render_tree(spans)
+    roots = parse_tree(text)
+
+    def shape(e: Any) -> Any:
+        return (e.name, [shape(c) for c in e.children])
+
+    assert [shape(r) for r in roots] == forest
+    assert_tree(spans, text, exact=True, ordered=True)
