@@ -48,6 +48,14 @@ def _format_attributes(attributes: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v!r}" for k, v in attributes.items()) + "}"
 
 
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
 def _span_label(span: Span, durations: bool, attributes: bool) -> str:
     label = span.name
     if durations:
@@ -55,7 +63,8 @@ def _span_label(span: Span, durations: bool, attributes: bool) -> str:
     if span.status_code is StatusCode.ERROR:
         label += f" [ERROR{': ' + span.status_description if span.status_description else ''}]"
     if attributes and span.attributes:
-        label += " " + _format_attributes(span.attributes)
+        # YAML flow style, the one parse_tree reads, so the line can be pasted as an expectation.
+        label += " {" + ", ".join(f"{k}: {_yaml_value(v)}" for k, v in span.attributes.items()) + "}"
     return label
 
 

@@ -60,13 +60,23 @@ def test_render_tree_options_marks_attributes_and_truncation() -> None:
     strip = SPANS[2]
     text = render_tree(SPANS, durations=False, attributes=True, marks={strip: "look here", (1, 6): "and here"})
     assert text.splitlines()[4:] == [
-        "│  └─ skull_strip [ERROR: mask leaked] {iterations=3}  <-- look here",
+        "│  └─ skull_strip [ERROR: mask leaked] {iterations: 3}  <-- look here",
         "└─ save_file  <-- and here",
     ]
     assert render_tree(SPANS, max_lines=2).splitlines() == [
         "process_file (5.63 s)", "├─ load_file (230.0 ms)", "... 4 more lines",
     ]
     assert render_tree([]) == "(no spans recorded)"
+
+
+def test_rendered_attributes_paste_back_as_an_expectation() -> None:
+    from telemetry_asserts.tree import assert_tree
+
+    spans = [s("load", 1, None, 0, 1, attributes=attributes({"file.format": "nifti", "dims": [2, 3], "ok": True,
+                                                              "size_mb": 1.5}))]
+    text = render_tree(spans, durations=False, attributes=True)
+    assert text == "load {file.format: 'nifti', dims: [2, 3], ok: true, size_mb: 1.5}"
+    assert_tree(spans, text, exact=True)
 
 
 def test_render_tree_heads_each_trace_and_keeps_orphans() -> None:
