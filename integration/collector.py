@@ -253,6 +253,7 @@ class RotelCollector:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = Path(self._state) / "stdout.log"
         self._log_offset = 0
+        self._final_logs = ""  # a removed container's output, kept for messages
 
     # endpoints
     @property
@@ -361,7 +362,7 @@ class RotelCollector:
         elif self._log_path.exists():
             text = self._log_path.read_text(errors="replace")
         else:
-            text = getattr(self, "_final_logs", "")
+            text = self._final_logs
         return _ANSI.sub("", text)
 
     # internals
@@ -407,4 +408,9 @@ def start_collector(
     mode = mode or resolve_mode()
     if mode == "container" and image is None:
         image = ensure_image()
-    return RotelCollector(CollectorSettings(exporter_endpoint, **settings), mode, image).start()
+    collector = RotelCollector(CollectorSettings(exporter_endpoint, **settings), mode, image)
+    try:
+        return collector.start()
+    except BaseException:
+        collector.close()
+        raise

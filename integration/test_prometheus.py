@@ -20,6 +20,7 @@ from integration.prometheus import (
     Sample,
     by_label,
     finite,
+    logql_filter,
     parse_logql,
     prometheus_config,
     sample_value,
@@ -144,3 +145,19 @@ def test_logql_parse_errors_say_where() -> None:
         parse_logql("{service_name}")
     with pytest.raises(ValueError, match=r"unsupported pipeline stage at '\| json'"):
         parse_logql('{a="b"} | json')
+
+
+def test_logql_selects_streams_by_resource_labels_and_filters_lines() -> None:
+    from telemetry_asserts.model import LogRecord, Resource, attributes
+
+    def record(body: str, service: str) -> LogRecord:
+        return LogRecord(body=body, resource=Resource(attributes({"service.name": service, "deployment.environment": "ci"})))
+
+    logs = [record("Loading file", "neuro-preprocess"), record("Stage completed", "neuro-preprocess"),
+            record("Loading file", "grader")]
+    assert logql_filter('{service_name="neuro-preprocess"} |= "Loading file"', logs) == [logs[0]]
+    assert logql_filter('{service_name=~"neuro-.*", deployment_environment="ci"} != "Loading"', logs) == [logs[1]]
+    assert logql_filter('{service_name!="neuro-preprocess"} |~ "^Load"', logs) == [logs[2]]
+    assert logql_filter('{service_name!~"neuro.*"} !~ "file$"', logs) == []
+    assert logql_filter('{service_name="neuro-preprocess"} |= "file" |= "Load"', logs) == [logs[0]]
+    assert logql_filter('{service_name="a, b"}', [record("x", "a, b")])[0].body == "x"
