@@ -13,7 +13,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from .. import model
 from ..cardinality import assert_max_cardinality, assert_max_series
 from ..lint import lint as run_lint
-from ..tree import SpanForest, assert_tree
+from ..tree import ExpectedSpan, SpanForest, assert_tree, parse_tree
 from ..errors import TelemetryAssertionError, did_you_mean
 from ..junit import CaseResult, SuiteResult
 from ..logs import LogView
@@ -240,9 +240,14 @@ def _scoped(
 
 
 def _tree_expectation(tree: Any) -> Any:
-    """Text trees go to the tree parser as they are; data trees get their matchers converted."""
+    """The expected tree for :func:`assert_tree`, with contract matchers (``{type: int}``...) turned
+    into matcher objects: in data trees, and in the ``{...}`` attributes of text tree lines."""
     if isinstance(tree, str):
-        return tree
+        def convert(e: ExpectedSpan) -> ExpectedSpan:
+            attrs = expected_attributes(e.attributes) if e.attributes is not None else None
+            return replace(e, attributes=attrs, children=tuple(convert(c) for c in e.children))
+
+        return [convert(root) for root in parse_tree(tree)]  # a list: a tuple would read as ("name", children)
 
     def node(n: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"name": n["name"]}

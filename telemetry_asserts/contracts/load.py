@@ -523,7 +523,7 @@ def _semantic_issues(data: Mapping[str, Any], marks: _Marks) -> list[ContractIss
         if section == "traces" and isinstance(check.get("tree"), str):
             problem = _tree_problem(check["tree"])
             if problem:
-                out.append(marks.issue((*path, "tree"), f"cannot parse the tree: {problem}"))
+                out.append(marks.issue((*path, "tree"), problem))
         if section == "spans" and check.get("absent"):
             extra = [k for k in check if k not in (*_COMMON, "name", "scope", "where", "absent")]
             if extra:
@@ -548,13 +548,26 @@ def _regex_issue(marks: _Marks, path: Path_, pattern: str) -> list[ContractIssue
 
 
 def _tree_problem(text: str) -> str | None:
-    """The tree parser's complaint about ``text``, or None."""
+    """The tree parser's complaint about ``text`` (or about a matcher in a line's ``{...}``), or None."""
     from ..tree import parse_tree
 
     try:
-        parse_tree(text)
+        roots = parse_tree(text)
     except (ValueError, TypeError) as exc:
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return "cannot parse the tree: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    validator = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/attributes"})
+    for root in roots:
+        for node in root.walk():
+            if not node.attributes:
+                continue
+            error = jsonschema.exceptions.best_match(validator.iter_errors(_jsonable(dict(node.attributes))))
+            where = f"in the tree, line {node.line} ({node.name})"
+            if error is not None:
+                return f"{where}: attributes {_key(tuple(error.absolute_path))}: {_message(error)}"
+            try:
+                expected_attributes(node.attributes)
+            except (ValueError, re.error) as exc:
+                return f"{where}: {exc}"
     return None
 
 

@@ -144,6 +144,13 @@ def test_trace_whose_real_root_was_not_exported_is_judged_from_its_top(good: mod
     assert judge(TREE, orphaned).passed
 
 
+def test_text_tree_attributes_take_matchers(good: model.Telemetry) -> None:
+    text = TREE.replace("└─ write_metadata", "└─ write_metadata {metadata.size_bytes: {type: int, range: [1, null]}}")
+    assert judge(text, good).passed
+    msg = only_message(judge(text.replace("type: int", "type: str"), good))
+    assert "write_metadata" in msg and "metadata.size_bytes" in msg
+
+
 def test_tree_as_nested_data_with_attribute_matchers(good: model.Telemetry) -> None:
     text = """\
     traces:

@@ -192,6 +192,20 @@ def test_unparsable_tree_points_at_the_tree() -> None:
     assert len(issues) == 1 and issues[0].startswith("c.yaml:5:5: traces[0].tree: cannot parse the tree: ")
 
 
+def test_matchers_inside_text_trees_are_validated() -> None:
+    issues = _issues("""\
+        version: 1
+        traces:
+          - id: t
+            root: a
+            tree: |
+              a
+              └─ b {n: {type: integer}}
+        """)
+    assert issues == ["c.yaml:5:5: traces[0].tree: in the tree, line 2 (b): attributes n.type: 'integer' is not one "
+                      "of: str, int, float, number, bool, array (did you mean 'int'?)"]
+
+
 def test_yaml_syntax_error_empty_and_non_mapping_documents() -> None:
     assert _issues("version: 1\nspans: [\n  - id: x\n") == [
         "c.yaml:3:3: invalid YAML: while parsing a flow node: expected the node content, but found '-'"
