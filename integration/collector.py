@@ -270,14 +270,27 @@ class RotelCollector:
         return f"rotel collector, {self.mode} mode, {where}, grpc :{self.grpc_port}, http :{self.http_port}"
 
     # lifecycle
-    def start(self, timeout_s: float = 30.0) -> Self:
-        """Start the collector and wait until it logged readiness and both ports accept connections."""
-        if self.mode == "container":
-            self._start_container()
-        else:
-            self._start_process()
-        self._wait_ready(timeout_s)
-        return self
+    def start(self, timeout_s: float = 30.0, attempts: int = 3) -> Self:
+        """Start the collector and wait until it logged readiness and both ports accept connections.
+
+        Ports this object picked itself are re-picked (up to ``attempts`` times) if another process
+        took one between picking and binding; ports given in the settings are never changed.
+        """
+        for attempt in range(1, attempts + 1):
+            if self.mode == "container":
+                self._start_container()
+            else:
+                self._start_process()
+            try:
+                self._wait_ready(timeout_s)
+                return self
+            except CollectorUnavailable as exc:
+                lost_race = "Address already in use" in str(exc) and not (self.settings.grpc_port or self.settings.http_port)
+                if not lost_race or attempt == attempts:
+                    raise
+                self.stop()
+                self.grpc_port, self.http_port = free_port(), free_port()
+        raise AssertionError("unreachable")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop gracefully (SIGTERM, then kill after ``timeout_s``); idempotent."""

@@ -308,3 +308,24 @@ def test_image_is_tagged_by_its_context_and_reused(collector_mode: str, tmp_path
         first, second = ensure_image(), ensure_image()
         assert not second.built and (first.tag, first.image_id) == (second.tag, second.image_id)
         assert second.tag.endswith(context_digest(real)[:16])
+
+
+def test_a_port_taken_after_picking_is_picked_again(
+    collector_mode: str, make_chain: ChainFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import integration.collector as collector_module
+
+    receiver = make_chain.receiver(grpc_port=None)
+    with socket.socket() as squatter:  # another process got the port between picking and binding
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks = iter([taken])
+        real_free_port = collector_module.free_port
+        monkeypatch.setattr(collector_module, "free_port", lambda host="127.0.0.1": next(picks, None) or real_free_port())
+        collector = make_chain.collector(receiver.http_endpoint)
+        # the first pick was the taken port: running now means it was picked again
+        assert collector.running and taken not in (collector.grpc_port, collector.http_port)
+        assert _push_spans(collector.grpc_endpoint, 5, batch=5) == 5
