@@ -28,3 +28,13 @@ def test_importing_the_package_loads_no_grpc_or_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_no_export_is_shadowed_by_a_submodule():
+    import importlib
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(telemetry_asserts.__path__)}
+    assert not submodules & set(telemetry_asserts.__all__)
+    importlib.import_module("telemetry_asserts.lint")
+    assert callable(telemetry_asserts.lint.lint)
