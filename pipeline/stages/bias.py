@@ -27,7 +27,7 @@ def bias_correction(
     *,
     shrink_factor: int = 4,
     iterations: tuple[int, ...] = (50, 50, 50, 50),
-    convergence_threshold: float = 1e-6,
+    convergence_threshold: float = 1e-3,
 ) -> StageResult:
     """N4 bias-field correction within an Otsu head mask (fit on a shrunk image, log field applied at full size)."""
     require("bias_correction", isinstance(shrink_factor, int) and shrink_factor >= 1,

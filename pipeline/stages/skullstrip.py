@@ -108,11 +108,20 @@ def skull_strip(
     eroded = _morph(foreground, erode_steps, dilate=False)
     require("skull_strip", bool(eroded.any()), f"erosion by {erosion_mm} mm removed the whole foreground")
     brain, n_components = largest_component(eroded)
-    mask = _morph(brain, dilate_steps, dilate=True) & foreground
-    mask = closing(mask, close_steps)
+    # Everything after this stays within the brain's bounding box plus the growth of dilation and
+    # closing: work on that crop (identical result, several times faster on a full head).
+    margin = [d + c + 1 for d, c in zip(dilate_steps, close_steps)]
+    box = tuple(
+        slice(max(int(idx.min()) - m, 0), min(int(idx.max()) + m + 1, n))
+        for idx, m, n in zip(np.nonzero(brain), margin, brain.shape)
+    )
+    crop = _morph(brain[box], dilate_steps, dilate=True) & foreground[box]
+    crop = closing(crop, close_steps)
     if fill_holes:
-        mask = fill_holes_3d_2d(mask)
-    mask, _ = largest_component(mask)
+        crop = fill_holes_3d_2d(crop)
+    crop, _ = largest_component(crop)
+    mask = np.zeros_like(brain)
+    mask[box] = crop
     voxel_ml = float(np.prod(voxels)) / 1000.0
     info = {
         "otsu_threshold": round(otsu, 6),
