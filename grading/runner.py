@@ -5,8 +5,9 @@ description arrives as JSON on stdin (read before any submission code runs). Ord
 
 1. Build SDK providers with grader-owned in-memory exporters/readers (and a Prometheus reader, so the
    series names are the exporter's own), install them globally, bridge the root logger.
-2. Snapshot the identity of every function of the SDK, logging and output machinery
-   (:class:`Integrity`) and of the installed providers/processors/handlers.
+2. Snapshot the identity of every function and class member of the loaded OpenTelemetry,
+   prometheus_client, protobuf, harness and stdlib output modules (:class:`Integrity`) and of the
+   installed providers/processors/handlers.
 3. Resolve ``pipeline`` only from the submission directory (an import guard first on ``sys.meta_path``;
    sys.path is left alone), import it, check where every module came from, run the scenarios.
 4. Re-check the snapshot, convert what the grader's own sinks hold into the model, write it as an
@@ -204,7 +205,18 @@ def _guarded_namespaces(capture: Capture) -> dict[str, Any]:
     ]
     for cls in classes:
         spaces[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    # Every module (and the classes it defines) of the packages the capture runs through, as loaded now.
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(_GUARDED_PACKAGES):
+            continue
+        spaces.setdefault(name, module)
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                spaces.setdefault(f"{name}.{value.__qualname__}", value)
     return spaces
+
+
+_GUARDED_PACKAGES = ("opentelemetry", "prometheus_client", "google.protobuf", "telemetry_asserts", "grading")
 
 
 # opentelemetry-instrumentation-logging's LoggingInstrumentor legitimately swaps the record factory.
