@@ -268,7 +268,7 @@ def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
 
 
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--help")
+    result = pytester.runpytest("--help", "-p", "no:benchmark")
     result.stdout.fnmatch_lines(
         [
             "telemetry assertions (telemetry_asserts):",
@@ -330,7 +330,9 @@ def test_report_is_truncated(telemetry):
     assert False
 '''
     )
-    result = pytester.runpytest("--telemetry-no-global", "--telemetry-report-lines=2", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--telemetry-no-global", "--telemetry-report-lines=2", "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*- Captured telemetry call -*", "spans (6):", "  root (*)", "  ├─ child0 (*)", "  ... 4 more lines",
