@@ -247,7 +247,7 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
         "large_file_threshold_bytes": config.large_file_threshold_bytes,
     }
     run = run_isolated(
-        [config.python, "-I", "-m", "grading.runner"],
+        [config.python, "-I", "-c", _RUNNER_BOOTSTRAP.format(root=str(_SOURCE_ROOT))],
         cwd=work,
         limits=config.limits(),
         env=minimal_env(),
@@ -274,6 +274,13 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
     if outside:
         return "invalid", f"pipeline modules were imported from outside the submission: {', '.join(outside)}", run, payload, run_dir
     return "ok", "", run, payload, run_dir
+
+
+# ``python -I`` ignores PYTHONPATH and the working directory; the grader's own source root is
+# appended (installed copies still win) so an uninstalled checkout grades too. ``pipeline`` itself
+# is only ever resolved by the runner's import guard, from the submission.
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_RUNNER_BOOTSTRAP = "import sys; sys.path.append({root!r}); from grading.runner import main; main()"
 
 
 def _read_payload(path: Path, nonce: str, telemetry_path: Path | None = None) -> dict[str, Any] | None:
