@@ -25,7 +25,8 @@ _EXPORTS: dict[str, str] = {
     "TelemetryView": "view", "check": "view",
     "SpanView": "spans", "SpanAssert": "spans",
     "MetricView": "metrics", "LogView": "logs",
-    "wait_until": "waiting",
+    "wait_until": "waiting", "LiveTelemetryView": "view", "install_global": "capture",
+    "assert_tree": "tree", "match_tree": "tree", "parse_tree": "tree", "ExpectedSpan": "tree", "TreeMatch": "tree",
     # value matchers
     "Absent": "matchers", "AnyValue": "matchers", "Contains": "matchers", "InRange": "matchers",
     "IsOneOf": "matchers", "IsType": "matchers", "Predicate": "matchers", "Regex": "matchers",
@@ -39,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "Finding": "lint", "LintOptions": "lint", "LintReport": "lint",
     # reports
     "render_tree": "report", "render_waterfall": "report", "render_metrics": "report", "render_telemetry": "report",
+    "render_logs": "report", "format_duration": "report",
     # OTLP and files
     "OtlpReceiver": "otlp", "DecodeError": "otlp", "decode_request": "otlp", "encode_request": "otlp",
     "normalize": "otlp", "read_otlp_json": "otlp", "write_otlp_json": "otlp",

@@ -53,11 +53,21 @@ class Attributes(Mapping[str, AttributeValue]):
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Attributes):
-            return self._data == other._data
-        if isinstance(other, Mapping):
-            return self._data == dict(other)
-        return NotImplemented
+        """Same keys, values equal by OpenTelemetry's types: ``True != 1``, ``1 != 1.0``, list == tuple.
+
+        Expected values may be matchers (``IsType(int)``, ``Regex(...)``): see :mod:`.matchers`.
+        """
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if len(self._data) != len(other) or any(k not in other for k in self._data):
+            return False
+        from .matchers import values_equal
+
+        return all(values_equal(v, other[k]) for k, v in self._data.items())
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     def __repr__(self) -> str:
         return f"Attributes({self._data!r})"
