@@ -164,3 +164,21 @@ def test_malformed_exercises_are_named(doc: dict, message: str) -> None:
     with pytest.raises(CourseError) as info:
         parse_exercise(doc, "ex.yaml")
     assert str(info.value).startswith(message)
+
+
+def test_full_paths_on_spans() -> None:
+    spans = (span("process_file", 1, attributes=A({"neuro.file.name": "x.nii.gz"})),
+             span("write_metadata", 2, 1, attributes=A({"metadata.path": "/runs/7/out/x_metadata.json"})))
+    telemetry = model.Telemetry(spans)
+    ev = Evidence(telemetry, {"success": telemetry}, work_dir="/runs/7")
+    assert run_check("no_work_dir_in_span_attributes", ev, {"allow": ["metadata.path"]}).passed
+    verdict = run_check("no_work_dir_in_span_attributes", ev, {})
+    assert verdict.detail == (
+        "span 'write_metadata' has metadata.path='/runs/7/out/x_metadata.json' (str): a full user path; record the file name only"
+    )
+
+
+def test_root_span_selection() -> None:
+    verdict = run_check("span_attributes", evidence(), {"root": True, "attributes": {"neuro.file.name": {"type": "str"}}})
+    assert verdict.detail == "the root span: missing attribute 'neuro.file.name', expected IsType(str)"
+    assert run_check("span_error", evidence(), {"root": True, "scenario": "missing_file"}).passed
