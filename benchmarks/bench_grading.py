@@ -51,9 +51,11 @@ def main() -> None:
         elapsed = time.perf_counter() - start
     statuses = collections.Counter(r.status for r in results)
     runs = sorted(r.duration_s for r in results)
-    print(f"graded {len(results)} submissions with -j {args.jobs} in {elapsed:.1f} s "
-          f"({elapsed / len(results):.2f} s per submission wall, median run {runs[len(runs) // 2]:.2f} s, "
-          f"slowest run {runs[-1]:.2f} s)")
+    print(
+        f"graded {len(results)} submissions with -j {args.jobs} in {elapsed:.1f} s "
+        f"({elapsed / len(results):.2f} s per submission wall, median run {runs[len(runs) // 2]:.2f} s, "
+        f"slowest run {runs[-1]:.2f} s)"
+    )
     print("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
     print(f"goal < 180 s: {'met' if elapsed < 180 else 'NOT met'}")
 

@@ -35,6 +35,7 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'grading' has no attribute {name!r}")
 
+
 __all__ = [
     "CheckResult",
     "CheckSpec",

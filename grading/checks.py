@@ -171,7 +171,9 @@ def span_size_matches_output(evidence: Evidence, params: Mapping[str, Any]) -> V
         name = PurePosixPath(path).name
         match = [rel for rel in outputs if PurePosixPath(rel).name == name]
         if not match:
-            return Verdict(False, f"{path_key}={path!r} names no file the run wrote (wrote: {', '.join(outputs) or 'nothing'})")
+            return Verdict(
+                False, f"{path_key}={path!r} names no file the run wrote (wrote: {', '.join(outputs) or 'nothing'})"
+            )
         actual = outputs[match[0]]
         if actual != size:
             return Verdict(False, f"{size_key}={size} but {name} has {actual} bytes on disk")
@@ -186,7 +188,9 @@ def span_error(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
         return _missing_span(evidence, params, params.get("span") or "(root)")
     for s in found:
         if s.status_code != model.StatusCode.ERROR:
-            return Verdict(False, f"{_label(params)} has status {s.status_code.value}, expected ERROR with a description")
+            return Verdict(
+                False, f"{_label(params)} has status {s.status_code.value}, expected ERROR with a description"
+            )
         if not s.status_description.strip():
             return Verdict(False, f"{_label(params)} has status ERROR but no description")
     return Verdict(True, f"{_label(params)}: ERROR {found[0].status_description!r}")
@@ -203,10 +207,14 @@ def span_exception(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
         events = s.exceptions()
         if not events:
             seen = ", ".join(e.name for e in s.events) or "none"
-            return Verdict(False, f"{_label(params)} has no recorded exception (events: {seen}); call span.record_exception(exc)")
+            return Verdict(
+                False, f"{_label(params)} has no recorded exception (events: {seen}); call span.record_exception(exc)"
+            )
         types = [str(e.attributes.get("exception.type", "")) for e in events]
         if pattern and not any(re.search(pattern, t) for t in types):
-            return Verdict(False, f"{_label(params)} recorded {', '.join(types)}, expected an exception matching {pattern!r}")
+            return Verdict(
+                False, f"{_label(params)} recorded {', '.join(types)}, expected an exception matching {pattern!r}"
+            )
     return Verdict(True, f"{_label(params)} recorded the exception")
 
 
@@ -278,7 +286,9 @@ def metric_attribute_keys(evidence: Evidence, params: Mapping[str, Any]) -> Verd
         have = set(p.attributes)
         if have != want:
             missing, extra = sorted(want - have), sorted(have - want)
-            parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected {', '.join(extra)}"] if extra else []
+            )
             return Verdict(
                 False,
                 f"metric {params['metric']!r} points must carry exactly {sorted(want)}: {'; '.join(parts)} "
@@ -320,9 +330,9 @@ def metric_counts_spans(evidence: Evidence, params: Mapping[str, Any]) -> Verdic
     actual: dict[str, float] = {}
     for p in points:
         label = p.attributes.get(params["key"])
-        actual[str(label) if label is not None else "(no " + params["key"] + ")"] = (
-            actual.get(str(label) if label is not None else "(no " + params["key"] + ")", 0) + (p.value or 0)
-        )
+        actual[str(label) if label is not None else "(no " + params["key"] + ")"] = actual.get(
+            str(label) if label is not None else "(no " + params["key"] + ")", 0
+        ) + (p.value or 0)
     if actual != expected:
         return Verdict(
             False,
@@ -399,11 +409,17 @@ def log_inside_span(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
     expected = expected_attributes(params.get("attributes"))
     structured = [r for r in found if not match_attributes(r.attributes, expected)]
     if not structured:
-        return Verdict(False, f"no log {found[0].body!r} with the fields {', '.join(expected)} arrived, so none can be inside {params['span']!r}")
+        return Verdict(
+            False,
+            f"no log {found[0].body!r} with the fields {', '.join(expected)} arrived, so none can be inside {params['span']!r}",
+        )
     index = _by_id(evidence.telemetry)
     for r in structured:
         if not r.is_correlated:
-            return Verdict(False, f"log {r.body!r} has no trace/span id: it was emitted outside any span, expected inside {params['span']!r}")
+            return Verdict(
+                False,
+                f"log {r.body!r} has no trace/span id: it was emitted outside any span, expected inside {params['span']!r}",
+            )
         span = index.get((r.trace_id, r.span_id))
         actual = span.name if span is not None else f"an unknown span {r.span_id_hex}"
         if span is None or span.name != params["span"]:
@@ -420,11 +436,19 @@ _PATHLIKE = re.compile(r"(^/|^[A-Za-z]:\\|\.nii(\.gz)?$|/)")
 def no_path_in_metric_attributes(evidence: Evidence, params: Mapping[str, Any]) -> Verdict:
     """No metric attribute value is a file path or file name (unbounded cardinality, user data)."""
     bad = sorted(
-        {(p.name, k, str(v)) for p in evidence.telemetry.metrics for k, v in p.attributes.items() if isinstance(v, str) and _PATHLIKE.search(v)}
+        {
+            (p.name, k, str(v))
+            for p in evidence.telemetry.metrics
+            for k, v in p.attributes.items()
+            if isinstance(v, str) and _PATHLIKE.search(v)
+        }
     )
     if bad:
         name, key, value = bad[0]
-        return Verdict(False, f"metric {name!r} has attribute {key}={value!r}: a path in a metric attribute makes one series per file (and leaks user paths); remove it")
+        return Verdict(
+            False,
+            f"metric {name!r} has attribute {key}={value!r}: a path in a metric attribute makes one series per file (and leaks user paths); remove it",
+        )
     return Verdict(True, "no paths in metric attributes")
 
 
@@ -436,12 +460,17 @@ def no_work_dir_in_span_attributes(evidence: Evidence, params: Mapping[str, Any]
     if not root:
         return Verdict(True, "no working directory known")
     for s in evidence.telemetry.spans:
-        attr_sets = [("", s.attributes)] + [(f" event {e.name!r}", e.attributes) for e in s.events if e.name != "exception"]
+        attr_sets = [("", s.attributes)] + [
+            (f" event {e.name!r}", e.attributes) for e in s.events if e.name != "exception"
+        ]
         for where, attrs in attr_sets:
             for k, v in attrs.items():
                 values = v if isinstance(v, tuple) else (v,)
                 if k not in allow and any(isinstance(x, str) and root in x for x in values):
-                    return Verdict(False, f"span {s.name!r}{where} has {k}={describe_value(v)}: a full user path; record the file name only")
+                    return Verdict(
+                        False,
+                        f"span {s.name!r}{where} has {k}={describe_value(v)}: a full user path; record the file name only",
+                    )
     return Verdict(True, "no full paths in span attributes")
 
 
@@ -457,7 +486,9 @@ def metric_series_limit(evidence: Evidence, params: Mapping[str, Any]) -> Verdic
     for name in sorted(by_metric):
         extra = sorted(keys[name] - allowed) if allowed else []
         if extra:
-            return Verdict(False, f"metric {name!r} has attribute key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
+            return Verdict(
+                False, f"metric {name!r} has attribute key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}"
+            )
         if len(by_metric[name]) > params["max_series"]:
             return Verdict(False, f"metric {name!r} has {len(by_metric[name])} series (limit {params['max_series']})")
     return Verdict(True, "metric cardinality within limits")

@@ -22,15 +22,24 @@ from grading.starter import MarkerError, find_exercises, reference_package, writ
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuro-grade", description="Grade the neuro-preprocess instrumentation exercises.")
+    parser = argparse.ArgumentParser(
+        prog="neuro-grade", description="Grade the neuro-preprocess instrumentation exercises."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     st = sub.add_parser("starter", help="write the students' starter pipeline/ into DIR")
     st.add_argument("dir", type=Path)
     gr = sub.add_parser("grade", help="grade submissions (a directory with pipeline/, a git repo, or a zip)")
     gr.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
     gr.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default 1)")
-    gr.add_argument("--results", type=Path, metavar="DIR", help="write <name>/results.json, <name>/feedback.txt, gradebook.csv")
-    gr.add_argument("--gradescope", type=Path, metavar="PATH", help="Gradescope results.json (one submission: that file; several: a directory)")
+    gr.add_argument(
+        "--results", type=Path, metavar="DIR", help="write <name>/results.json, <name>/feedback.txt, gradebook.csv"
+    )
+    gr.add_argument(
+        "--gradescope",
+        type=Path,
+        metavar="PATH",
+        help="Gradescope results.json (one submission: that file; several: a directory)",
+    )
     gr.add_argument("--junit-xml", type=Path, metavar="PATH")
     gr.add_argument("--csv", type=Path, metavar="PATH", help="CSV gradebook")
     gr.add_argument("--timeout-s", type=float, default=GradeConfig.timeout_s)
@@ -83,7 +92,10 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
     config = GradeConfig(timeout_s=args.timeout_s, memory_mb=args.memory_mb)
 
     def progress(result: SubmissionResult) -> None:
-        print(f"graded {result.name}: {result.score:g}/{result.max_score:g} ({result.status}, {result.duration_s:.1f} s)", file=sys.stderr)
+        print(
+            f"graded {result.name}: {result.score:g}/{result.max_score:g} ({result.status}, {result.duration_s:.1f} s)",
+            file=sys.stderr,
+        )
 
     results = grade_many(args.submissions, jobs=args.jobs, config=config, exercises=exercises, on_result=progress)
     if args.verbose:

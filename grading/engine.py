@@ -131,7 +131,10 @@ def materialise_submission(source: Path, dest: Path) -> Path:
     elif source.is_dir() and (source / ".git").exists():
         proc = subprocess.run(
             ["git", "clone", "--quiet", "--depth", "1", "--no-hardlinks", f"file://{source.resolve()}", str(staging)],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if proc.returncode != 0:
             raise SubmissionError(f"{source}: git clone failed: {proc.stderr.strip()[:300]}")
@@ -220,7 +223,9 @@ def _write_phantom(path: Path, shape: Sequence[int]) -> None:
 # ------------------------------------------------------------------------------ grading
 
 
-def run_submission(source: Path, session: GradingSession) -> tuple[str, str, IsolatedResult | None, dict[str, Any] | None, Path]:
+def run_submission(
+    source: Path, session: GradingSession
+) -> tuple[str, str, IsolatedResult | None, dict[str, Any] | None, Path]:
     """Materialise and run one submission; returns (status, problem, run, payload, run_dir)."""
     run_dir = session.new_run_dir(submission_name(source))
     try:
@@ -255,24 +260,48 @@ def run_submission(source: Path, session: GradingSession) -> tuple[str, str, Iso
         output_dir=run_dir,
     )
     if run.timed_out:
-        return "timeout", f"stopped at the time limit of {config.timeout_s:g} s (an infinite loop or a hang?)", run, None, run_dir
+        return (
+            "timeout",
+            f"stopped at the time limit of {config.timeout_s:g} s (an infinite loop or a hang?)",
+            run,
+            None,
+            run_dir,
+        )
     payload = _read_payload(result_path, nonce, run_dir / "telemetry.jsonl")
     if payload is None:
         how = f"killed by {run.signal_name}" if run.signal_name else f"exit code {run.returncode}"
         if run.signal_name in ("SIGKILL", "SIGXCPU"):
             how += " (a resource limit: memory or CPU time)"
         tail = "\n".join(run.stderr.strip().splitlines()[-8:])
-        return "crashed", f"the run ended without a valid result ({how})" + (f":\n{tail}" if tail else ""), run, None, run_dir
+        return (
+            "crashed",
+            f"the run ended without a valid result ({how})" + (f":\n{tail}" if tail else ""),
+            run,
+            None,
+            run_dir,
+        )
     outcome = payload.get("outcome") or {}
     if outcome.get("import"):
         err = outcome["import"]
-        return "import_error", f"importing your pipeline failed: {err['type']}: {err['message']}\n{err.get('traceback', '')}", run, payload, run_dir
+        return (
+            "import_error",
+            f"importing your pipeline failed: {err['type']}: {err['message']}\n{err.get('traceback', '')}",
+            run,
+            payload,
+            run_dir,
+        )
     if payload.get("integrity_violations"):
         listing = "; ".join(payload["integrity_violations"][:6])
         return "tampered", f"the grader's telemetry capture was tampered with: {listing}", run, payload, run_dir
     outside = outcome.get("modules_outside_submission") or []
     if outside:
-        return "invalid", f"pipeline modules were imported from outside the submission: {', '.join(outside)}", run, payload, run_dir
+        return (
+            "invalid",
+            f"pipeline modules were imported from outside the submission: {', '.join(outside)}",
+            run,
+            payload,
+            run_dir,
+        )
     return "ok", "", run, payload, run_dir
 
 
@@ -324,7 +353,11 @@ def build_evidence(payload: Mapping[str, Any], work_dir: str) -> Evidence:
         scenarios[name] = model.Telemetry(
             tuple(s for s in telemetry.spans if s.trace_id in traces),
             telemetry.metrics,
-            tuple(r for r in telemetry.logs if (r.trace_id in traces) or (not r.is_correlated and lo <= r.timestamp_ns <= hi)),
+            tuple(
+                r
+                for r in telemetry.logs
+                if (r.trace_id in traces) or (not r.is_correlated and lo <= r.timestamp_ns <= hi)
+            ),
         )
     return Evidence(
         telemetry=telemetry,
@@ -351,8 +384,23 @@ def _prometheus_samples(text: str) -> dict[str, tuple[str, ...]]:
         return {}
 
 
-_SPAN_KINDS = ("span_present", "span_parent", "span_attributes", "span_size_matches_output", "span_error", "span_exception", "span_event")
-_METRIC_KINDS = ("metric_present", "metric_attribute_keys", "metric_value", "metric_counts_spans", "no_path_in_metric_attributes", "metric_series_limit")
+_SPAN_KINDS = (
+    "span_present",
+    "span_parent",
+    "span_attributes",
+    "span_size_matches_output",
+    "span_error",
+    "span_exception",
+    "span_event",
+)
+_METRIC_KINDS = (
+    "metric_present",
+    "metric_attribute_keys",
+    "metric_value",
+    "metric_counts_spans",
+    "no_path_in_metric_attributes",
+    "metric_series_limit",
+)
 _LOG_KINDS = ("log_present", "log_inside_span")
 
 
@@ -361,14 +409,18 @@ def evidence_text(check: CheckSpec, evidence: Evidence) -> str:
     scenario = check.params.get("scenario", "success")
     if check.kind in _SPAN_KINDS:
         spans = evidence.scope(scenario).spans
-        text = f"your span tree ({scenario.replace('_', '-')} run):\n" + render_tree(spans, durations=False, max_lines=40)
+        text = f"your span tree ({scenario.replace('_', '-')} run):\n" + render_tree(
+            spans, durations=False, max_lines=40
+        )
         if check.kind in ("span_event", "span_exception"):
             events = [f"  {s.name}: {', '.join(e.name for e in s.events) or '(none)'}" for s in spans[:30]]
             text += "\nevents per span:\n" + "\n".join(events)
         return text
     if check.kind in _METRIC_KINDS:
         name = check.params.get("metric")
-        points = [p for p in evidence.telemetry.metrics if name is None or p.name == name] or list(evidence.telemetry.metrics)
+        points = [p for p in evidence.telemetry.metrics if name is None or p.name == name] or list(
+            evidence.telemetry.metrics
+        )
         return "your metric points:\n" + render_metrics(points, max_lines=40)
     if check.kind in _LOG_KINDS:
         index = {(s.trace_id, s.span_id): s.name for s in evidence.telemetry.spans}
@@ -376,7 +428,9 @@ def evidence_text(check: CheckSpec, evidence: Evidence) -> str:
         lines = render_logs(logs, max_lines=30).splitlines()
         for i, r in enumerate(logs[:30]):
             if r.is_correlated:
-                lines[i] = lines[i].replace(f"span={r.span_id_hex}", f"span={index.get((r.trace_id, r.span_id), r.span_id_hex)}")
+                lines[i] = lines[i].replace(
+                    f"span={r.span_id_hex}", f"span={index.get((r.trace_id, r.span_id), r.span_id_hex)}"
+                )
         return "your log records:\n" + "\n".join(lines)
     if check.kind == "prometheus_series":
         names = sorted({s for v in evidence.prometheus.values() for s in v})
@@ -391,7 +445,9 @@ def _with_expected(spec: CheckSpec, actual: str) -> str:
     return f"{expected}\n\n{actual}" if actual else expected
 
 
-def judge_exercises(exercises: Sequence[Exercise], evidence: Evidence | None, problem: str) -> tuple[ExerciseResult, ...]:
+def judge_exercises(
+    exercises: Sequence[Exercise], evidence: Evidence | None, problem: str
+) -> tuple[ExerciseResult, ...]:
     """Score every check; with no evidence (a failed run) every check gets 0 and the run's problem."""
     results = []
     for ex in exercises:
@@ -404,15 +460,24 @@ def judge_exercises(exercises: Sequence[Exercise], evidence: Evidence | None, pr
             verdict = run_check(spec.kind, evidence, {"scenario": "success", **spec.params})
             checks.append(
                 CheckResult(
-                    ex.id, spec.id, spec.title, spec.points if verdict.passed else 0.0, spec.points, verdict.passed,
-                    spec.feedback, verdict.detail, "" if verdict.passed else _with_expected(spec, evidence_text(spec, evidence)),
+                    ex.id,
+                    spec.id,
+                    spec.title,
+                    spec.points if verdict.passed else 0.0,
+                    spec.points,
+                    verdict.passed,
+                    spec.feedback,
+                    verdict.detail,
+                    "" if verdict.passed else _with_expected(spec, evidence_text(spec, evidence)),
                 )
             )
         results.append(ExerciseResult(ex.id, ex.title, tuple(checks)))
     return tuple(results)
 
 
-def grade_submission(source: Path, session: GradingSession, exercises: Sequence[Exercise] | None = None) -> SubmissionResult:
+def grade_submission(
+    source: Path, session: GradingSession, exercises: Sequence[Exercise] | None = None
+) -> SubmissionResult:
     """Run and judge one submission."""
     exercises = tuple(exercises) if exercises is not None else load_exercises()
     status, problem, run, payload, run_dir = run_submission(Path(source), session)

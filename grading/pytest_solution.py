@@ -17,8 +17,12 @@ from grading.engine import CheckResult, GradeConfig, SubmissionResult, grade_man
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuro-grade", "grading the course exercises")
-    group.addoption("--solution", metavar="PATH", default=None, help="grade this solution (dir with pipeline/, git repo or zip)")
-    group.addoption("--solution-timeout-s", type=float, default=GradeConfig.timeout_s, help="time limit for the solution's run")
+    group.addoption(
+        "--solution", metavar="PATH", default=None, help="grade this solution (dir with pipeline/, git repo or zip)"
+    )
+    group.addoption(
+        "--solution-timeout-s", type=float, default=GradeConfig.timeout_s, help="time limit for the solution's run"
+    )
 
 
 def solution_path(config: pytest.Config) -> Path | None:

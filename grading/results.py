@@ -57,7 +57,12 @@ def summary_table(results: Sequence[SubmissionResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if i in (0, len(row) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if i in (0, len(row) - 1) else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -137,7 +142,9 @@ def validate_gradescope(doc: Any) -> list[str]:
         if not isinstance(test, dict):
             problems.append(f"tests[{i}] must be an object")
             continue
-        unknown = set(test) - set(GRADESCOPE_TEST_KEYS) - {"number", "tags", "extra_data", "name_format", "output_format"}
+        unknown = (
+            set(test) - set(GRADESCOPE_TEST_KEYS) - {"number", "tags", "extra_data", "name_format", "output_format"}
+        )
         if unknown:
             problems.append(f"tests[{i}] has unknown keys {sorted(unknown)}")
         for key in ("score", "max_score"):
@@ -169,7 +176,9 @@ def junit_suites(results: Sequence[SubmissionResult]) -> list[SuiteResult]:
                         name=f"{e.id}.{c.id}",
                         classname=f"{r.name}.{e.id}",
                         outcome=outcome,  # type: ignore[arg-type]
-                        message=(c.detail or r.problem).splitlines()[0][:300] if not c.passed and (c.detail or r.problem) else "",
+                        message=(c.detail or r.problem).splitlines()[0][:300]
+                        if not c.passed and (c.detail or r.problem)
+                        else "",
                         details="" if c.passed else check_output(c),
                         score=c.points,
                         max_score=c.max_points,
@@ -199,7 +208,9 @@ def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
                 scores.append(_num(r.exercise(ex_id).score))
             except KeyError:
                 scores.append("")
-        writer.writerow([r.name, *scores, _num(r.score), _num(r.max_score), r.status, (r.problem.splitlines() or [""])[0]])
+        writer.writerow(
+            [r.name, *scores, _num(r.score), _num(r.max_score), r.status, (r.problem.splitlines() or [""])[0]]
+        )
     return buf.getvalue()
 
 

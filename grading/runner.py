@@ -322,7 +322,8 @@ def _call_process_file(processor: Any, config_mod: Any, job: dict[str, Any], inp
     kwargs: dict[str, Any] = {}
     if "config" in params and config_mod is not None:
         kwargs["config"] = config_mod.PipelineConfig.create(
-            job["stages"], job.get("stage_params") or {},
+            job["stages"],
+            job.get("stage_params") or {},
             large_file_threshold_bytes=int(job["large_file_threshold_bytes"]),
         )
     if "telemetry" in params and telemetry is not None:
@@ -376,9 +377,11 @@ def run_scenarios(job: dict[str, Any], capture: Capture) -> dict[str, Any]:
         result["end_ns"] = time.time_ns()
         outcome["scenarios"][name] = result
     out_dir = Path(job["output_dir"])
-    outcome["outputs"] = {
-        str(p.relative_to(out_dir)): p.stat().st_size for p in sorted(out_dir.rglob("*")) if p.is_file()
-    } if out_dir.is_dir() else {}
+    outcome["outputs"] = (
+        {str(p.relative_to(out_dir)): p.stat().st_size for p in sorted(out_dir.rglob("*")) if p.is_file()}
+        if out_dir.is_dir()
+        else {}
+    )
     return outcome
 
 

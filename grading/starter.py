@@ -76,9 +76,7 @@ def parse_blocks(text: str, *, source: str = "<text>") -> list[Block]:
         elif _ANY_MARKER.match(line):
             raise MarkerError(f"{source}:{number}: malformed exercise marker: {line.strip()!r}")
         elif split is not None and current is not None and not _STARTER_LINE.match(line) and line.strip():
-            raise MarkerError(
-                f"{source}:{number}: starter lines must start with '# | ' (got {line.strip()!r})"
-            )
+            raise MarkerError(f"{source}:{number}: starter lines must start with '# | ' (got {line.strip()!r})")
     if current is not None:
         raise MarkerError(f"{source}:{current[1]}: exercise {current[0]!r} is never closed")
     return blocks

@@ -117,7 +117,9 @@ def load_exercises(directory: Path = EXERCISES_DIR, only: Sequence[str] | None =
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise CourseError(f"{path.name}: not valid YAML: {exc}") from exc
-        found.append((int(data.get("order", 100)) if isinstance(data, Mapping) else 100, parse_exercise(data, path.name)))
+        found.append(
+            (int(data.get("order", 100)) if isinstance(data, Mapping) else 100, parse_exercise(data, path.name))
+        )
     exercises = tuple(e for _, e in sorted(found, key=lambda t: t[0]))
     ids = [e.id for e in exercises]
     if len(set(ids)) != len(ids):
@@ -133,8 +135,13 @@ def load_exercises(directory: Path = EXERCISES_DIR, only: Sequence[str] | None =
 def exercises_markdown(exercises: Sequence[Exercise]) -> str:
     """The students' handout: each exercise's statement and its checks with points."""
     total = sum(e.max_points for e in exercises)
-    lines = ["# Instrumentation exercises", "", f"{len(exercises)} exercises, {total:g} points. Check yourself with",
-             "`pytest --solution . tests/exercises` or `neuro-grade grade .`.", ""]
+    lines = [
+        "# Instrumentation exercises",
+        "",
+        f"{len(exercises)} exercises, {total:g} points. Check yourself with",
+        "`pytest --solution . tests/exercises` or `neuro-grade grade .`.",
+        "",
+    ]
     for n, e in enumerate(exercises, start=1):
         lines += [f"## {n}. {e.title} (`{e.id}`, {e.max_points:g} points)", "", e.statement, "", "Checks:", ""]
         lines += [f"- {c.title} ({c.points:g})" for c in e.checks]
@@ -142,4 +149,14 @@ def exercises_markdown(exercises: Sequence[Exercise]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["COURSE_DIR", "EXERCISES_DIR", "MISTAKES_DIR", "CheckSpec", "CourseError", "Exercise", "exercises_markdown", "load_exercises", "parse_exercise"]
+__all__ = [
+    "COURSE_DIR",
+    "EXERCISES_DIR",
+    "MISTAKES_DIR",
+    "CheckSpec",
+    "CourseError",
+    "Exercise",
+    "exercises_markdown",
+    "load_exercises",
+    "parse_exercise",
+]

@@ -20,7 +20,9 @@ from telemetry_asserts.otlp.files import write_otlp_json
 def _py(tmp_path: Path, code: str, limits: Limits, **kw: object):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    return run_isolated([sys.executable, "-c", textwrap.dedent(code)], cwd=work, limits=limits, output_dir=tmp_path, **kw)
+    return run_isolated(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=work, limits=limits, output_dir=tmp_path, **kw
+    )
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -87,8 +89,16 @@ def test_the_submissions_own_pipeline_is_imported(tmp_path: Path) -> None:
 def test_result_needs_the_runs_nonce_and_telemetry_digest(tmp_path: Path) -> None:
     telemetry = model.Telemetry(
         (model.Span("process_file", 7, 9, attributes=model.Attributes({"neuro.stages": ("smooth",), "ok": True})),),
-        (model.MetricPoint("neuro.stages.executed", model.MetricKind.COUNTER, model.Attributes({"stage": "smooth"}),
-                           value=1, is_monotonic=True, temporality=model.Temporality.CUMULATIVE),),
+        (
+            model.MetricPoint(
+                "neuro.stages.executed",
+                model.MetricKind.COUNTER,
+                model.Attributes({"stage": "smooth"}),
+                value=1,
+                is_monotonic=True,
+                temporality=model.Temporality.CUMULATIVE,
+            ),
+        ),
     )
     otlp = write_otlp_json(telemetry, tmp_path / "telemetry.jsonl")
     digest = hashlib.sha256(otlp.read_bytes()).hexdigest()

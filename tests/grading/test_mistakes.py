@@ -47,7 +47,9 @@ def test_printing_submission_output_is_bounded(graded_course: GradedCourse) -> N
 
 
 def test_failed_check_shows_actual_next_to_expected(graded_course: GradedCourse) -> None:
-    check = next(c for c in graded_course.results["span_wrong_level"].exercise("write_metadata_span").checks if c.id == "parent")
+    check = next(
+        c for c in graded_course.results["span_wrong_level"].exercise("write_metadata_span").checks if c.id == "parent"
+    )
     assert check.evidence.startswith("expected:\nprocess_file\n└─ write_output\n   └─ write_metadata")
     assert "your span tree (success run):" in check.evidence
     # the detached span shows up as a root of its own

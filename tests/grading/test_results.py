@@ -22,11 +22,20 @@ from telemetry_asserts.junit import junit_xml
 
 
 def _check(ex: str, cid: str, passed: bool, points: float = 1.0, detail: str = "", evidence: str = "") -> CheckResult:
-    return CheckResult(ex, cid, f"title {cid}", points if passed else 0.0, points, passed, f"do {cid}", detail, evidence)
+    return CheckResult(
+        ex, cid, f"title {cid}", points if passed else 0.0, points, passed, f"do {cid}", detail, evidence
+    )
 
 
 def _result(name: str, status: str = "ok", problem: str = "", passed: bool = True) -> SubmissionResult:
-    a = ExerciseResult("ex_a", "Exercise A", (_check("ex_a", "one", True, 2), _check("ex_a", "two", passed, 1, "two is wrong", "expected:\nX\n\nyour span tree:\nY")))
+    a = ExerciseResult(
+        "ex_a",
+        "Exercise A",
+        (
+            _check("ex_a", "one", True, 2),
+            _check("ex_a", "two", passed, 1, "two is wrong", "expected:\nX\n\nyour span tree:\nY"),
+        ),
+    )
     b = ExerciseResult("ex_b", "Exercise B", (_check("ex_b", "three", passed, 1.5, "three is wrong"),))
     return SubmissionResult(name, f"/subs/{name}", status, problem, (a, b), duration_s=1.25)
 
@@ -53,7 +62,11 @@ def test_gradescope_document() -> None:
     doc = gradescope_results(_result("carol", passed=False))
     assert validate_gradescope(doc) == []
     assert doc["score"] == 2 and doc["max_score"] == 4.5 and doc["execution_time"] == 1.25
-    assert [t["name"] for t in doc["tests"]] == ["Exercise A - title one", "Exercise A - title two", "Exercise B - title three"]
+    assert [t["name"] for t in doc["tests"]] == [
+        "Exercise A - title one",
+        "Exercise A - title two",
+        "Exercise B - title three",
+    ]
     assert doc["tests"][1] == {
         "name": "Exercise A - title two",
         "score": 0.0,
@@ -62,8 +75,13 @@ def test_gradescope_document() -> None:
         "visibility": "visible",
         "status": "failed",
     }
-    crashed = gradescope_results(_result("dave", "crashed", "the run ended without a valid result (exit code 1)", passed=False))
-    assert crashed["tests"][1]["output"] == "failed: the run ended without a valid result (exit code 1)\n\nwhat to do: do two"
+    crashed = gradescope_results(
+        _result("dave", "crashed", "the run ended without a valid result (exit code 1)", passed=False)
+    )
+    assert (
+        crashed["tests"][1]["output"]
+        == "failed: the run ended without a valid result (exit code 1)\n\nwhat to do: do two"
+    )
     assert crashed["output"].startswith("2/4.5 points (crashed)\nthe run ended without a valid result")
 
 
@@ -78,7 +96,10 @@ def test_gradescope_document() -> None:
         ({"tests": [{"name": "a", "score": 2, "max_score": 1}]}, "tests[0] scores more than its max_score"),
         ({"tests": [{"name": "a", "grade": 1}]}, "tests[0] has unknown keys ['grade']"),
         ({"tests": [{"name": "a", "status": "ok"}]}, "tests[0].status must be passed or failed"),
-        ({"score": 5, "tests": [{"name": "a", "score": 1, "max_score": 1}]}, "'score' 5 is not the sum of the tests' scores 1"),
+        (
+            {"score": 5, "tests": [{"name": "a", "score": 1, "max_score": 1}]},
+            "'score' 5 is not the sum of the tests' scores 1",
+        ),
     ],
 )
 def test_gradescope_validation_messages(doc: object, problem: str) -> None:
@@ -86,7 +107,10 @@ def test_gradescope_validation_messages(doc: object, problem: str) -> None:
 
 
 def test_junit_and_csv() -> None:
-    results = [_result("alice"), _result("erin", "import_error", "importing your pipeline failed: SyntaxError", passed=False)]
+    results = [
+        _result("alice"),
+        _result("erin", "import_error", "importing your pipeline failed: SyntaxError", passed=False),
+    ]
     root = ET.fromstring(junit_xml(junit_suites(results), name="neuro-grade"))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert suites["alice"].get("tests") == "3" and suites["alice"].get("failures") == "0"

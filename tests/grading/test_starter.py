@@ -37,7 +37,7 @@ SOURCE = textwrap.dedent(
 def test_cut_all_gives_the_starter_and_valid_code() -> None:
     starter = cut(SOURCE)
     ast.parse(starter)
-    assert "start_as_current_span(\"write_metadata\")" not in starter
+    assert 'start_as_current_span("write_metadata")' not in starter
     assert "        pass  # TODO: a write_metadata span\n" in starter
     assert "counter.add" not in starter
     assert "# >>>" not in starter and "# |" not in starter and "# ===" not in starter
