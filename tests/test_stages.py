@@ -123,6 +123,12 @@ def test_stage_failures_on_hopeless_images_are_stage_errors() -> None:
         run_stage("skull_strip", flat)
     with pytest.raises(StageError, match=r"^stage 'normalize': intensities are constant in the region"):
         run_stage("normalize", flat)
+    tiny = np.zeros((4, 4, 4), np.float32)
+    tiny[0, 0, 0], tiny[0, 0, 1], tiny[3, 3, 3] = 1.5e-37, 0.0, 27.0
+    mask = np.zeros((4, 4, 4), bool)
+    mask[0, 0, :2] = True
+    with pytest.raises(StageError, match=r"^stage 'normalize': the region's intensities are nearly constant \(sd 7.5e-38\); z-scores would overflow float32$"):
+        run_stage("normalize", ImageState(tiny, np.eye(4), mask))
     with pytest.raises(StageError, match=r"^stage 'resample': output grid 1501x1501x1501 at 0.01 mm is too large"):
         run_stage("resample", flat, voxel_size_mm=0.01)
 

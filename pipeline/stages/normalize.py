@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.stages import ImageState, StageResult, require
 
 METHODS = ("zscore", "percentile")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def normalize(
@@ -30,6 +31,9 @@ def normalize(
         sd = float(values.std())
         require("normalize", math.isfinite(sd) and sd > 0, "intensities are constant in the region; cannot z-score")
         data = (state.data.astype(np.float64) - mean) / sd
+        largest = float(np.abs(data).max())
+        require("normalize", largest < FLOAT32_MAX,
+                f"the region's intensities are nearly constant (sd {sd:.3g}); z-scores would overflow float32")
         info.update(input_mean=mean, input_sd=sd)
     else:
         ok = 0.0 <= low_pct < high_pct <= 100.0
