@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="Gradescope results.json (one submission: that file; several: a directory)",
     )
+    gr.add_argument("--dask-scheduler", metavar="ADDRESS",
+                    help="grade on this Dask cluster's workers (each submission still in its own isolated subprocess)")
     gr.add_argument("--junit-xml", type=Path, metavar="PATH")
     gr.add_argument("--csv", type=Path, metavar="PATH", help="CSV gradebook")
     gr.add_argument("--timeout-s", type=float, default=GradeConfig.timeout_s)
@@ -97,7 +99,8 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
             file=sys.stderr,
         )
 
-    results = grade_many(args.submissions, jobs=args.jobs, config=config, exercises=exercises, on_result=progress)
+    results = grade_many(args.submissions, jobs=args.jobs, config=config, exercises=exercises, on_result=progress,
+                         dask_scheduler=args.dask_scheduler)
     if args.verbose:
         for r in results:
             print(feedback_text(r))

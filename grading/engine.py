@@ -514,6 +514,12 @@ def grade_submission(
     return result
 
 
+def _grade_on_worker(source: str, *, config: GradeConfig, exercises: Sequence[Exercise]) -> SubmissionResult:
+    """One submission on a Dask worker: a session (phantom, run dir) of its own on that machine."""
+    with GradingSession(config) as session:
+        return grade_submission(Path(source), session, exercises)
+
+
 def grade_many(
     sources: Iterable[Path],
     *,
@@ -521,10 +527,23 @@ def grade_many(
     config: GradeConfig = GradeConfig(),
     exercises: Sequence[Exercise] | None = None,
     on_result: Callable[[SubmissionResult], None] | None = None,
+    dask_scheduler: str | None = None,
 ) -> list[SubmissionResult]:
-    """Grade ``sources`` with up to ``jobs`` runs at a time; results in input order."""
+    """Grade ``sources`` with up to ``jobs`` runs at a time; results in input order.
+
+    With ``dask_scheduler`` each submission is graded on a worker of that Dask cluster instead (in
+    its own isolated subprocess there, with the same limits, so the verdicts are the same as local
+    ``jobs``); the workers need this package installed and the submission paths readable.
+    """
     sources = [Path(s) for s in sources]
     chosen = tuple(exercises) if exercises is not None else load_exercises()
+    if dask_scheduler:
+        from functools import partial
+
+        from pipeline.parallel import map_on_dask
+
+        grade_remote = partial(_grade_on_worker, config=config, exercises=chosen)
+        return map_on_dask(grade_remote, [str(s) for s in sources], dask_scheduler, on_result)
     with GradingSession(config) as session, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
 
         def one(src: Path) -> SubmissionResult:

@@ -316,16 +316,24 @@ def _run_on_dask(tasks: Sequence[FileTask], env: dict[str, str], address: str,
             finish(i, result, measurements)
 
 
-def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str) -> list[R]:
+def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str,
+                on_result: Callable[[R], None] | None = None) -> list[R]:
     """Run ``fn`` over ``items`` on the Dask scheduler at ``address``; results in input order.
 
-    ``fn`` must be importable by the workers (a module-level function). Exceptions propagate.
+    ``fn`` must be importable by the workers (a module-level function, or a ``functools.partial`` of
+    one). ``on_result`` is called in the caller's thread as each result arrives. Exceptions propagate.
     """
-    from distributed import Client
+    from distributed import Client, as_completed as dask_as_completed
 
     with Client(address, set_as_default=False) as client:
         futures = client.map(fn, list(items), pure=False)
-        return client.gather(futures)
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: dict[int, R] = {}
+        for future in dask_as_completed(futures, loop=client.loop):
+            results[index[future.key]] = value = future.result()
+            if on_result is not None:
+                on_result(value)
+        return [results[i] for i in range(len(futures))]
 
 
 __all__ = [
