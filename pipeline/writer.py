@@ -111,6 +111,8 @@ def write_nifti_atomic(
         raise OutputError(f"compresslevel must be 0..9 (got {compresslevel})", target)
     try:
         array = np.asarray(data)
+        if array.dtype == bool:  # NIfTI has no boolean type: masks are stored as uint8 0/1
+            array = array.astype(np.uint8)
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
         image = klass(array, np.asarray(affine, dtype=np.float64), header=header)
         image.header.set_data_dtype(array.dtype)

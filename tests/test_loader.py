@@ -271,3 +271,42 @@ def test_singular_affine(tmp_path: Path) -> None:
     path = tmp_path / "flat.nii"
     nib.save(img, path)
     expect(path, CorruptFileError, "corrupt", "the header's voxel-to-world affine is singular")
+
+
+# ---- the sample-data set-up step ------------------------------------------------------------------
+
+
+def test_setup_is_idempotent_and_needs_no_wheels_when_done(sample_data: dict[str, Path]) -> None:
+    from pipeline.sample_data import reference_paths, sample_t1w_path, setup_sample_data
+
+    root = sample_data["t1w"].parents[3]
+    wheels_before = (root / ".wheels").exists()
+    assert setup_sample_data(root, verify=False) == sample_data
+    assert (root / ".wheels").exists() == wheels_before  # nothing downloaded
+    assert sample_t1w_path(root) == root / "input/sub-001/anat/sub-001_T1w.nii.gz"
+    assert reference_paths(root) == (root / "reference/atlas.nii.gz", root / "reference/atlas_mask.nii.gz")
+
+
+def test_missing_sample_data_tells_how_to_set_it_up(tmp_path: Path) -> None:
+    from pipeline.sample_data import SampleDataError, sample_t1w_path
+
+    with pytest.raises(SampleDataError) as info:
+        sample_t1w_path(tmp_path)
+    assert str(info.value) == (
+        f"sample data {tmp_path}/input/sub-001/anat/sub-001_T1w.nii.gz is missing; "
+        "run the set-up step: python -m pipeline.sample_data"
+    )
+
+
+def test_setup_rejects_a_wheel_with_other_content(tmp_path: Path) -> None:
+    import zipfile
+
+    from pipeline.sample_data import SampleDataError, setup_sample_data
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pydra-0.25-py3-none-any.whl", "w") as zf:
+        zf.writestr("pydra/engine/tests/data_tests/test.nii.gz", b"not the head")
+    with pytest.raises(SampleDataError, match=r"^pydra/engine/tests/data_tests/test\.nii\.gz in pydra-0\.25-py3-none-any\.whl has an unexpected SHA-256$"):
+        setup_sample_data(tmp_path / "data", wheel_dirs=[wheels])
+    assert list((tmp_path / "data" / "input" / "sub-001" / "anat").iterdir()) == []  # no partial file

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from pipeline.errors import StageError
 from pipeline.loader import load_volume
-from pipeline.phantom import WM, head_phantom_labels, make_head_phantom_with_mask
+from pipeline.phantom import WM, head_phantom_labels, make_head_phantom, make_head_phantom_with_mask
 from pipeline.stages import (
     DEFAULT_STAGES,
     STAGES,
@@ -342,3 +342,23 @@ def test_reference_head_mask_matches_robex(reference_head: tuple[Path, Path]) ->
     corrected = run_stage("bias_correction", ImageState(head.data, head.affine)).state
     mask = run_stage("skull_strip", corrected).state.mask
     assert dice(mask, robex.data > 0.5) >= 0.85
+
+
+# ---- the phantom every fast test relies on --------------------------------------------------------
+
+
+def test_phantom_is_a_plausible_deterministic_head() -> None:
+    img, brain = make_head_phantom_with_mask()
+    again, _ = make_head_phantom_with_mask()
+    other, _ = make_head_phantom_with_mask(seed=1)
+    data = np.asarray(img.dataobj)
+    assert img.shape == (64, 64, 64) and data.dtype == np.int16 and img.header.get_zooms() == (3.0, 3.0, 3.0)
+    assert np.array_equal(data, np.asarray(again.dataobj)) and not np.array_equal(data, np.asarray(other.dataobj))
+    assert 900 <= brain.sum() * 27 / 1000 <= 1300  # ml
+    labels = head_phantom_labels()
+    wm, gm = data[labels == WM].mean(), data[labels == 4].mean()
+    assert wm > gm > data[labels == 3].mean() > data[labels == 2].mean()  # T1w: WM > GM > CSF > skull
+    centre_mm = (np.append(np.argwhere(brain).mean(axis=0), 1.0) @ img.affine.T)[:3]
+    np.testing.assert_allclose(centre_mm, 0.0, atol=3.0)  # the world origin is the head's centre
+    flat = np.asarray(make_head_phantom(bias=False, noise=0.0, dtype="float32").dataobj)
+    assert flat.dtype == np.float32 and set(np.unique(flat[labels == WM])) == {1.0}

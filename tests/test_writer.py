@@ -59,9 +59,19 @@ def test_input_header_keeps_metadata_but_not_its_dtype_or_scaling(tmp_path: Path
     write_nifti_atomic(data, AFFINE, path, header=source.header)
     img = nib.load(path)
     assert img.get_data_dtype() == np.float32 and img.shape == (6, 7, 8)
+    np.testing.assert_allclose(img.affine, AFFINE)
     np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), data)
     assert img.header["descrip"].item() == b"scanner X"
     assert img.header.get_xyzt_units() == ("mm", "sec")
+
+
+def test_boolean_mask_is_stored_as_uint8(tmp_path: Path) -> None:
+    mask = np.zeros((5, 5, 5), bool)
+    mask[1:4, 2, 2:] = True
+    write_nifti_atomic(mask, AFFINE, tmp_path / "mask.nii.gz")
+    img = nib.load(tmp_path / "mask.nii.gz")
+    assert img.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(np.asarray(img.dataobj) == 1, mask)
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
