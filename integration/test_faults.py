@@ -124,14 +124,14 @@ def test_collector_down_pipeline_finishes_and_logs_the_failure_once(
 def test_collector_restart_mid_batch_spans_after_the_restart_arrive(
     make_chain: ChainFactory, phantoms: list[Path], tmp_path: Path, note: Callable[[str], None]
 ) -> None:
-    inputs = _copies(phantoms, tmp_path / "in", 5)
+    inputs = _copies(phantoms, tmp_path / "in", 10)  # ~0.25-2 s each (full N4): outlasts the restart
     out = tmp_path / "out"
     chain = make_chain.chain()
     env = pipeline_env(chain.endpoint("grpc"), "grpc", OTEL_BSP_SCHEDULE_DELAY="100", OTEL_BLRP_SCHEDULE_DELAY="100")
-    run = TimedRun(["batch", str(tmp_path / "in"), "-o", str(out)], env)  # full N4: ~1-2 s per file
+    run = TimedRun(["batch", str(tmp_path / "in"), "-o", str(out)], env)
     # restart as soon as the first file's load_file arrived: the batch is then under way
     chain.receiver.wait_for(lambda t: any(s.name == "load_file" for s in t.spans), timeout_s=60)
-    chain.collector.restart(down_s=1.0)
+    chain.collector.restart(down_s=0.5)
     back_ns = time.time_ns()
     code, stderr = run.wait()
     assert code == 0, f"exit {code}:\n{stderr}"
