@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from pipeline.errors import StageError
 from pipeline.stages import ImageState, run_stage
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile (50)
@@ -109,3 +110,23 @@ def test_resampling_keeps_the_world_extent(
     if out.mask is not None:
         assert out.mask.dtype == bool and out.mask.shape == out.shape
     assert math.prod(out.shape) == result.info["output_voxels"]
+
+
+STAGE_NAMES = ("bias_correction", "skull_strip", "normalize", "smooth", "resample")
+
+
+@settings(PROPERTY, max_examples=max(10, settings.default.max_examples // 2))  # N4 per example: half
+@given(volume=volumes(), affine=affines(), name=st.sampled_from(STAGE_NAMES))
+def test_any_stage_on_any_volume_succeeds_cleanly_or_raises_stage_error(
+    volume: tuple[np.ndarray, np.ndarray | None], affine: np.ndarray, name: str
+) -> None:
+    data, mask = volume
+    try:
+        result = run_stage(name, ImageState(data, affine, mask))
+    except StageError as exc:
+        assert str(exc).startswith(f"stage {name!r}") and "\n" not in str(exc)
+        return
+    out = result.state
+    assert out.data.dtype == np.float32 and np.isfinite(out.data).all()
+    assert out.mask is None or (out.mask.dtype == bool and out.mask.shape == out.data.shape)
+    assert all(isinstance(v, (str, int, float, bool)) for v in result.info.values())
