@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
+from pathlib import Path
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
@@ -128,6 +129,7 @@ class Result:
     points_delivered: int
     send_s: float
     total_s: float
+    collector_cpu_s: float
 
     @property
     def complete(self) -> bool:
@@ -139,7 +141,7 @@ class Result:
             f"| {self.mode} | {self.protocol} | {self.spans_delivered:,}/{self.spans_sent:,} "
             f"({100 * self.spans_delivered / max(1, self.spans_sent):.1f}%) | "
             f"{self.points_delivered:,}/{self.points_sent:,} ({100 * self.points_delivered / max(1, self.points_sent):.1f}%) | "
-            f"{self.total_s:.1f} s | {items / self.total_s:,.0f} items/s |"
+            f"{self.total_s:.1f} s | {items / self.total_s:,.0f} items/s | {self.collector_cpu_s:.1f} s |"
         )
 
 
@@ -155,6 +157,14 @@ def delivered(receiver: OtlpReceiver, spans_sent: int, points_sent: int) -> tupl
     return len(span_ids), len({i for i in points if isinstance(i, int) and 0 <= i < points_sent})
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process used so far (from /proc; the collector's pid as the host sees it)."""
+    if pid is None:
+        raise RuntimeError("collector is not running")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(spans: int, points: int, batch: int, protocol: str, mode: str, timeout_s: float) -> Result:
     resolved = resolve_mode(mode)
     with OtlpReceiver("127.0.0.1", grpc_port=None) as receiver:
@@ -163,6 +173,7 @@ def run(spans: int, points: int, batch: int, protocol: str, mode: str, timeout_s
             print(f"# {collector.describe()}", file=sys.stderr)
             sender = Sender(protocol, f"127.0.0.1:{collector.grpc_port}", collector.http_endpoint)
             spans_sent = points_sent = 0
+            cpu_before = process_cpu_s(collector.pid())
             t0 = time.perf_counter()
             for span_request, metric_request in zip_longest(span_requests(spans, batch), metric_requests(points, batch)):
                 if span_request is not None:
@@ -177,9 +188,10 @@ def run(spans: int, points: int, batch: int, protocol: str, mode: str, timeout_s
                 time.sleep(0.2)
                 got = delivered(receiver, spans_sent, points_sent)
             total_s = time.perf_counter() - t0
+            cpu_s = process_cpu_s(collector.pid()) - cpu_before
         finally:
             collector.close()
-    return Result(resolved, protocol, spans_sent, got[0], points_sent, got[1], send_s, total_s)
+    return Result(resolved, protocol, spans_sent, got[0], points_sent, got[1], send_s, total_s, cpu_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spans  delivered/sent: {result.spans_delivered}/{result.spans_sent}")
     print(f"points delivered/sent: {result.points_delivered}/{result.points_sent}")
     print(f"send {result.send_s:.2f} s, all delivered after {result.total_s:.2f} s: {items / result.total_s:,.0f} items/s")
-    print("| mode | protocol | spans delivered/sent | points delivered/sent | wall time | throughput |")
-    print("|---|---|---|---|---|---|")
+    print(f"collector CPU {result.collector_cpu_s:.2f} s of {result.total_s:.2f} s wall")
+    print("| mode | protocol | spans delivered/sent | points delivered/sent | wall time | throughput | collector CPU |")
+    print("|---|---|---|---|---|---|---|")
     print(result.markdown_row())
     if not result.complete:
         print("FAILED: not everything sent was delivered", file=sys.stderr)
