@@ -88,7 +88,13 @@ class _Payload:
     def read_into(self, view: memoryview) -> int:
         """Fill ``view`` as far as the stream allows; return the number of bytes written."""
         if not self._gz:
-            return self._fh.readinto(view) or 0
+            filled = 0
+            while filled < len(view):
+                n = self._fh.readinto(view[filled:]) or 0
+                if n == 0:
+                    break
+                filled += n
+            return filled
         filled, need = 0, len(view)
         while filled < need and not self.eof:
             assert self._inflate is not None
@@ -114,6 +120,14 @@ class _Payload:
                 else:
                     self.eof = True
         return filled
+
+    def check_end(self, limit: int = 1 << 16) -> None:
+        """For gzip: read a little past the voxels so the CRC is checked and a missing end is caught."""
+        if not self._gz or self.eof:
+            return
+        got = self.read_into(memoryview(bytearray(limit)))  # a CRC mismatch raises here
+        if not self.eof and got < limit:
+            raise self._corrupt("truncated gzip stream (the end-of-stream marker is missing)")
 
     def read(self, n: int) -> bytes:
         buf = bytearray(n)
@@ -304,6 +318,7 @@ def _load(p: Path, size: int, max_voxels: int) -> LoadedVolume:
             raise CorruptFileError(
                 f"{detail} (file is {_mb(size)}, the header promises {_mb(data_bytes)} of voxels)", p
             )
+        stream.check_end()
     raw = np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset, order="F")
     data = _scaled(raw, header)
     del raw, view, buf

@@ -157,6 +157,22 @@ def test_damaged_gzip_stream(tmp_path: Path) -> None:
         load_volume(path)
 
 
+def test_gzip_checksum_mismatch_in_the_voxels(tmp_path: Path) -> None:
+    stored = bytearray(gzip.compress(small_image().to_bytes(), compresslevel=0))  # deflate "stored" blocks
+    stored[-1000] ^= 0xFF  # one voxel byte changes; the stream stays well-formed
+    path = tmp_path / "flip.nii.gz"
+    path.write_bytes(bytes(stored))
+    expect(path, CorruptFileError, "corrupt",
+           "damaged gzip stream (Error -3 while decompressing data: incorrect data check)")
+
+
+def test_gzip_without_its_end_marker(tmp_path: Path) -> None:
+    raw = gzip.compress(small_image().to_bytes(), compresslevel=1)
+    path = tmp_path / "noend.nii.gz"
+    path.write_bytes(raw[:-8])  # the voxels are all there, the CRC/size trailer is not
+    expect(path, CorruptFileError, "corrupt", "truncated gzip stream (the end-of-stream marker is missing)")
+
+
 def test_non_nifti_bytes(tmp_path: Path) -> None:
     text = b"<html><body>not an image</body></html>\n" * 20
     expect(write_bytes(tmp_path / "page.nii", text), CorruptFileError, "corrupt",
