@@ -34,6 +34,12 @@ class NotAFileError(InputError):
     reason = "not_a_file"
 
 
+class UnreadableFileError(InputError):
+    """The file exists but cannot be opened for reading (permissions)."""
+
+    reason = "unreadable"
+
+
 class EmptyFileError(InputError):
     reason = "empty"
 
@@ -73,6 +79,7 @@ __all__ = [
     "InputError",
     "InputNotFoundError",
     "NotAFileError",
+    "UnreadableFileError",
     "EmptyFileError",
     "CorruptFileError",
     "UnsupportedImageError",

@@ -29,6 +29,7 @@ from pipeline.errors import (
     InputNotFoundError,
     InvalidVoxelsError,
     NotAFileError,
+    UnreadableFileError,
     UnsupportedImageError,
 )
 
@@ -142,6 +143,8 @@ def _check_file(path: Path) -> int:
         raise InputNotFoundError("file not found", path) from None
     except NotADirectoryError:
         raise InputNotFoundError("file not found (a parent of the path is not a directory)", path) from None
+    except PermissionError:
+        raise UnreadableFileError("permission denied (cannot access the file)", path) from None
     except OSError as exc:
         raise InputNotFoundError(f"cannot access the file ({exc.strerror or exc})", path) from None
     if stat.S_ISDIR(st.st_mode):
@@ -279,7 +282,11 @@ def _load(p: Path, size: int, max_voxels: int) -> LoadedVolume:
     name = p.name.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
         raise UnsupportedImageError("unsupported file type (expected .nii or .nii.gz)", p)
-    with p.open("rb") as fh:
+    try:
+        fh = p.open("rb")
+    except PermissionError:
+        raise UnreadableFileError("permission denied (cannot open the file for reading)", p) from None
+    with fh:
         magic = fh.read(2)
         fh.seek(0)
         gzipped = magic == b"\x1f\x8b"

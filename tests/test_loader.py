@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.errors import (
     CorruptFileError,
+    UnreadableFileError,
     EmptyFileError,
     InputError,
     InputNotFoundError,
@@ -122,6 +123,56 @@ def test_directory(tmp_path: Path) -> None:
     directory = tmp_path / "sub-02_T1w.nii.gz"
     directory.mkdir()
     expect(directory, NotAFileError, "not_a_file", "is a directory, not a NIfTI file")
+
+
+def _load_as_nobody(path: Path) -> str:
+    """Load ``path`` in a forked child that dropped root (root reads everything); report the outcome."""
+    import os
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        message = "no error"
+        try:
+            os.setegid(65534)
+            os.seteuid(65534)
+            load_volume(path)
+        except UnreadableFileError as exc:
+            message = f"{exc.reason} | {exc}"
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failure
+            message = f"unexpected {type(exc).__name__}: {exc}"
+        finally:
+            os.write(write_end, message.encode())
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()
+
+
+def test_unreadable_file() -> None:
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user in a child process")
+    open_dir = Path(tempfile.mkdtemp(prefix="h1-unreadable-"))
+    closed_dir = open_dir / "closed"
+    try:
+        open_dir.chmod(0o755)
+        closed_dir.mkdir(mode=0o700)
+        for directory in (open_dir, closed_dir):
+            nib.save(small_image(), directory / "locked.nii.gz")
+        (open_dir / "locked.nii.gz").chmod(0o000)
+        assert _load_as_nobody(open_dir / "locked.nii.gz") == (
+            "unreadable | locked.nii.gz: permission denied (cannot open the file for reading)"
+        )
+        assert _load_as_nobody(closed_dir / "locked.nii.gz") == (
+            "unreadable | locked.nii.gz: permission denied (cannot access the file)"
+        )
+    finally:
+        shutil.rmtree(open_dir)
 
 
 def test_empty_file(tmp_path: Path) -> None:

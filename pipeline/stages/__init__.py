@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -87,7 +88,7 @@ def require(stage: str, condition: bool, message: str) -> None:
 
 def positive_mm(stage: str, key: str, value: float, allow_zero: bool = False) -> float:
     """Validate a length in mm: finite and > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value >= 0 if allow_zero else value > 0)
     require(stage, ok, f"{key} must be a finite number {'>= 0' if allow_zero else '> 0'} (got {value!r})")
     return float(value)
