@@ -75,15 +75,15 @@ class StageError(PipelineError):
 
 
 __all__ = [
-    "PipelineError",
+    "CorruptFileError",
+    "EmptyFileError",
     "InputError",
     "InputNotFoundError",
-    "NotAFileError",
-    "UnreadableFileError",
-    "EmptyFileError",
-    "CorruptFileError",
-    "UnsupportedImageError",
     "InvalidVoxelsError",
+    "NotAFileError",
     "OutputError",
+    "PipelineError",
     "StageError",
+    "UnreadableFileError",
+    "UnsupportedImageError",
 ]

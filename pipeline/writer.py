@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import io
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -127,7 +128,7 @@ def write_nifti_atomic(
             with gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
                 image.to_file_map({"image": nib.FileHolder(fileobj=gz)})
         else:
-            image.to_file_map({"image": nib.FileHolder(fileobj=fh)})
+            image.to_file_map({"image": nib.FileHolder(fileobj=cast(io.IOBase, fh))})
 
     return _write_with(target, "NIfTI file", write)
 
@@ -144,4 +145,4 @@ def write_json_atomic(obj: Any, path: str | Path) -> int:
     return _write_with(path, "JSON file", write)
 
 
-__all__ = ["ensure_output_dir", "write_nifti_atomic", "write_json_atomic"]
+__all__ = ["ensure_output_dir", "write_json_atomic", "write_nifti_atomic"]

@@ -13,13 +13,13 @@ import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from pipeline.errors import PipelineError, StageError
 
-InfoValue = Union[str, int, float, bool]
+InfoValue = str | int | float | bool
 Info = dict[str, InfoValue]
 
 
@@ -94,11 +94,11 @@ def positive_mm(stage: str, key: str, value: float, allow_zero: bool = False) ->
     return float(value)
 
 
-from pipeline.stages.bias import bias_correction  # noqa: E402  (the types above must exist first)
-from pipeline.stages.normalize import normalize  # noqa: E402
-from pipeline.stages.resample import resample  # noqa: E402
-from pipeline.stages.skullstrip import skull_strip  # noqa: E402
-from pipeline.stages.smooth import smooth  # noqa: E402
+from pipeline.stages.bias import bias_correction
+from pipeline.stages.normalize import normalize
+from pipeline.stages.resample import resample
+from pipeline.stages.skullstrip import skull_strip
+from pipeline.stages.smooth import smooth
 
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
@@ -184,11 +184,11 @@ def run_stage(name: str, state: ImageState, **params: Any) -> StageResult:
 
 
 __all__ = [
+    "DEFAULT_STAGES",
+    "STAGES",
     "ImageState",
     "StageResult",
     "StageSpec",
-    "STAGES",
-    "DEFAULT_STAGES",
     "get_stage",
     "resolve_params",
     "run_stage",

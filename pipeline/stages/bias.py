@@ -7,7 +7,7 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.stages import ImageState, StageResult, require
+from pipeline.stages import ImageState, Info, StageResult, require
 from pipeline.stages.skullstrip import otsu_threshold
 
 
@@ -50,7 +50,7 @@ def bias_correction(
     corrector = sitk.N4BiasFieldCorrectionImageFilter()
     corrector.SetMaximumNumberOfIterations([int(i) for i in iterations])
     corrector.SetConvergenceThreshold(float(convergence_threshold))
-    events: list[tuple[str, dict[str, str | int | float | bool]]] = []
+    events: list[tuple[str, Info]] = []
     progress = {"level": 0, "iterations": 0, "total": 0, "convergence": math.nan}
 
     def level_done() -> None:
@@ -79,7 +79,7 @@ def bias_correction(
     bias_in_head = np.exp(log_bias[head])
     final_convergence = float(progress["convergence"])
     last_level_iterations = int(progress["iterations"])
-    info = {
+    info: Info = {
         "shrink_factor": shrink,
         "levels": len(iterations),
         "iterations": int(progress["total"]),

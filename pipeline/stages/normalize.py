@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from pipeline.stages import ImageState, StageResult, require
+from pipeline.stages import ImageState, Info, StageResult, require
 
 METHODS = ("zscore", "percentile")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -20,7 +20,7 @@ def normalize(
     use_mask = state.mask is not None and bool(state.mask.any())
     values = state.data[state.mask] if use_mask else state.data.ravel()
     values = values.astype(np.float64)
-    info: dict[str, str | int | float | bool] = {
+    info: Info = {
         "method": method,
         "mask_used": use_mask,
         "region": "mask" if use_mask else "whole_volume",

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.processing import resample_from_to, vox2out_vox
 
-from pipeline.stages import ImageState, StageResult, positive_mm, require
+from pipeline.stages import ImageState, Info, StageResult, positive_mm, require
 
 MAX_OUTPUT_VOXELS = 2**28  # 1 GiB of float32: a guard against absurd voxel sizes
 
@@ -31,7 +31,7 @@ def resample(state: ImageState, *, voxel_size_mm: float = 2.0, order: int = 1) -
     if state.mask is not None:
         mask_img = nib.Nifti1Image(state.mask.astype(np.uint8), state.affine)
         mask = np.asarray(resample_from_to(mask_img, target, order=0, mode="constant", cval=0).dataobj) > 0
-    info = {
+    info: Info = {
         "voxel_size_mm": size,
         "input_voxel_size_max_mm": round(max(state.voxel_sizes_mm), 6),
         "input_voxel_size_min_mm": round(min(state.voxel_sizes_mm), 6),

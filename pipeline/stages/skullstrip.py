@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage  # type: ignore[import-untyped]
 
-from pipeline.stages import ImageState, StageResult, positive_mm, require
+from pipeline.stages import ImageState, Info, StageResult, positive_mm, require
 
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = ndimage.generate_binary_structure(3, 3)
@@ -30,7 +30,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 def steps_per_axis(radius_mm: float, voxel_sizes_mm: tuple[float, ...]) -> tuple[int, ...]:
     """How many one-voxel morphology steps give ``radius_mm`` along each axis."""
-    return tuple(int(round(radius_mm / v)) for v in voxel_sizes_mm)
+    return tuple(round(radius_mm / v) for v in voxel_sizes_mm)
 
 
 def _morph(mask: np.ndarray, steps: tuple[int, ...], dilate: bool) -> np.ndarray:
@@ -40,7 +40,7 @@ def _morph(mask: np.ndarray, steps: tuple[int, ...], dilate: bool) -> np.ndarray
         struct = (_CROSS if step % 2 == 0 else _CUBE).copy()
         for axis, n in enumerate(steps):
             if step >= n:  # this axis has reached its radius: do not grow along it any more
-                index = [slice(None)] * 3
+                index: list[slice | list[int]] = [slice(None)] * 3
                 index[axis] = [0, 2]
                 struct[tuple(index)] = False
         mask = op(mask, structure=struct, border_value=0)
@@ -123,7 +123,7 @@ def skull_strip(
     mask = np.zeros_like(brain)
     mask[box] = crop
     voxel_ml = float(np.prod(voxels)) / 1000.0
-    info = {
+    info: Info = {
         "otsu_threshold": round(otsu, 6),
         "threshold": round(threshold, 6),
         "erosion_mm": erosion_mm,
@@ -136,5 +136,5 @@ def skull_strip(
         "mask_volume_ml": round(float(mask.sum()) * voxel_ml, 3),
         "holes_filled": bool(fill_holes),
     }
-    events = [("skull_strip.brain_component_selected", {"components": int(n_components), "brain_voxels": int(brain.sum())})]
+    events: list[tuple[str, Info]] = [("skull_strip.brain_component_selected", {"components": int(n_components), "brain_voxels": int(brain.sum())})]
     return StageResult(ImageState(data, state.affine, mask), info, events)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage  # type: ignore[import-untyped]
 
-from pipeline.stages import ImageState, StageResult, positive_mm
+from pipeline.stages import ImageState, Info, StageResult, positive_mm
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # 0.4247
 
@@ -19,7 +19,7 @@ def smooth(state: ImageState, *, fwhm_mm: float = 6.0) -> StageResult:
     sigma_vox = tuple(sigma_mm / v for v in state.voxel_sizes_mm)
     # 'reflect' (half-sample symmetric) boundaries keep the image's total intensity exactly.
     data = ndimage.gaussian_filter(state.data, sigma_vox, mode="reflect") if fwhm_mm > 0 else state.data.copy()
-    info = {
+    info: Info = {
         "fwhm_mm": fwhm_mm,
         "sigma_mm": round(sigma_mm, 6),
         "sigma_max_vox": round(max(sigma_vox), 6),
