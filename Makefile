@@ -20,7 +20,7 @@ system-deps:
 	bash scripts/start_dockerd.sh
 
 test: sample system-deps
-	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: sample
 	$(PY) benchmarks/run_all.py

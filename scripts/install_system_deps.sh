@@ -5,6 +5,8 @@ set -euo pipefail
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# the collector refuses to start its exporter without a CA bundle, even for plain http
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
