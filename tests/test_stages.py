@@ -16,7 +16,12 @@ from scipy import ndimage
 
 from pipeline.errors import StageError
 from pipeline.loader import load_volume
-from pipeline.phantom import WM, head_phantom_labels, make_head_phantom, make_head_phantom_with_mask
+from pipeline.phantom import (
+    WM,
+    head_phantom_labels,
+    make_head_phantom,
+    make_head_phantom_with_mask,
+)
 from pipeline.stages import (
     DEFAULT_STAGES,
     STAGES,
@@ -362,3 +367,17 @@ def test_phantom_is_a_plausible_deterministic_head() -> None:
     np.testing.assert_allclose(centre_mm, 0.0, atol=3.0)  # the world origin is the head's centre
     flat = np.asarray(make_head_phantom(bias=False, noise=0.0, dtype="float32").dataobj)
     assert flat.dtype == np.float32 and set(np.unique(flat[labels == WM])) == {1.0}
+
+
+@pytest.mark.parametrize(("shape", "voxels"), [((32, 32, 32), (6.0, 6.0, 6.0)), ((64, 64, 64), (3.0, 3.0, 3.0))])
+def test_default_stages_on_the_phantom_sizes_other_tests_use(
+    shape: tuple[int, int, int], voxels: tuple[float, float, float]
+) -> None:
+    img, truth = make_head_phantom_with_mask(shape, voxels)
+    state = state_of(img)
+    for name in DEFAULT_STAGES:
+        result = run_stage(name, state)
+        if name == "skull_strip":
+            assert result.state.mask is not None and dice(result.state.mask, truth) >= 0.9
+        state = result.state
+    assert state.voxel_sizes_mm == pytest.approx((2.0, 2.0, 2.0))
