@@ -13,12 +13,12 @@ import pytest
 
 from pipeline.errors import (
     CorruptFileError,
-    UnreadableFileError,
     EmptyFileError,
     InputError,
     InputNotFoundError,
     InvalidVoxelsError,
     NotAFileError,
+    UnreadableFileError,
     UnsupportedImageError,
 )
 from pipeline.loader import file_facts, load_volume
