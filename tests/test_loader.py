@@ -232,6 +232,36 @@ def test_non_nifti_bytes(tmp_path: Path) -> None:
            "not a NIfTI file (header size field is 1836345404, expected 348 or 540)")
 
 
+def test_bad_magic(tmp_path: Path) -> None:
+    expect(write_bytes(tmp_path / "m.nii", patched(small_image(), "4s", 344, b"abc\x00")), CorruptFileError,
+           "corrupt", "not a NIfTI file (magic b'abc', expected b'n+1' or b'n+2')")
+
+
+def test_truncated_nifti2_header(tmp_path: Path) -> None:
+    raw = nib.Nifti2Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).to_bytes()
+    expect(write_bytes(tmp_path / "n2.nii", raw[:500]), CorruptFileError, "corrupt",
+           "truncated NIfTI-2 header (500 of 540 bytes)")
+
+
+def test_non_finite_affine(tmp_path: Path) -> None:
+    raw = patched(small_image(), "<f", 280, float("nan"))  # srow_x[0] of the sform nibabel writes
+    expect(write_bytes(tmp_path / "aff.nii", raw), CorruptFileError, "corrupt",
+           "the header's voxel-to-world affine is not finite")
+
+
+def test_fifo_and_symlink_loop(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.nii"
+    os.mkfifo(fifo)
+    expect(fifo, NotAFileError, "not_a_file", "is not a regular file")
+    loop = tmp_path / "loop.nii"
+    loop.symlink_to(loop)
+    expect(loop, InputNotFoundError, "not_found", "cannot access the file (Too many levels of symbolic links)")
+    missing_parent = tmp_path / "pipe.nii" / "x.nii"
+    expect(missing_parent, InputNotFoundError, "not_found", "file not found (a parent of the path is not a directory)")
+
+
 def test_gz_name_without_gzip_content(tmp_path: Path) -> None:
     path = tmp_path / "plain.nii.gz"
     path.write_bytes(small_image().to_bytes())

@@ -112,6 +112,15 @@ def test_cli_strings_are_converted_to_the_parameter_types() -> None:
         ("bias_correction", {"shrink_factor": 0}, "stage 'bias_correction': shrink_factor must be an integer >= 1 (got 0)"),
         ("skull_strip", {"erosion_mm": float("nan")},
          "stage 'skull_strip': erosion_mm must be a finite number >= 0 (got nan)"),
+        ("skull_strip", {"erosion_mm": 200.0},
+         "stage 'skull_strip': erosion by 200.0 mm removed the whole foreground"),
+        ("bias_correction", {"iterations": (50, 0)},
+         "stage 'bias_correction': iterations must be integers >= 1 per level (got (50, 0))"),
+        ("bias_correction", {"convergence_threshold": -1.0},
+         "stage 'bias_correction': convergence_threshold must be finite and >= 0 (got -1.0)"),
+        ("resample", {"order": 7}, "stage 'resample': order must be 0..5 (got 7)"),
+        ("normalize", {"method": "percentile", "low_pct": None},
+         "stage 'normalize' failed: TypeError: '<=' not supported between instances of 'float' and 'NoneType'"),
     ],
 )
 def test_invalid_parameter_values(phantom_state: ImageState, stage: str, params: dict, message: str) -> None:
@@ -138,11 +147,25 @@ def test_stage_failures_on_hopeless_images_are_stage_errors() -> None:
         run_stage("resample", flat, voxel_size_mm=0.01)
 
 
+def test_equal_percentiles_and_non_finite_results_are_stage_errors() -> None:
+    binary = np.zeros((8, 8, 8), np.float32)
+    binary[:, :, 4:] = 1.0
+    with pytest.raises(StageError, match=r"^stage 'normalize': the 10.0 and 40.0 percentiles are equal \(0.0\); cannot scale$"):
+        run_stage("normalize", ImageState(binary, np.eye(4)), method="percentile", low_pct=10.0, high_pct=40.0)
+    binary[2, 2, 2] = np.inf  # a state built by hand, not by the loader
+    with pytest.raises(StageError, match=r"^stage 'smooth' produced NaN or infinite voxels$"):
+        run_stage("smooth", ImageState(binary, np.eye(4)))
+
+
 def test_image_state_validates_its_fields() -> None:
     with pytest.raises(StageError, match=r"^image must be 3D, got shape \(4, 4\)$"):
         ImageState(np.zeros((4, 4)), np.eye(4))
     with pytest.raises(StageError, match=r"^mask shape \(2, 2, 2\) differs from image shape \(4, 4, 4\)$"):
         ImageState(np.zeros((4, 4, 4)), np.eye(4), np.ones((2, 2, 2), bool))
+    with pytest.raises(StageError, match=r"^affine must be finite and invertible$"):
+        ImageState(np.zeros((4, 4, 4)), np.diag([1.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(StageError, match=r"^affine must be 4x4, got shape \(3, 3\)$"):
+        ImageState(np.zeros((4, 4, 4)), np.eye(3))
     state = ImageState(np.zeros((4, 4, 4), np.int16), np.diag([1.0, 2.0, 3.0, 1.0]))
     assert state.data.dtype == np.float32 and state.voxel_sizes_mm == (1.0, 2.0, 3.0)
 

@@ -38,6 +38,8 @@ class ImageState:
             raise StageError(f"image must be 3D, got shape {self.data.shape}")
         if self.affine.shape != (4, 4):
             raise StageError(f"affine must be 4x4, got shape {self.affine.shape}")
+        if not np.isfinite(self.affine).all() or abs(float(np.linalg.det(self.affine[:3, :3]))) < 1e-12:
+            raise StageError("affine must be finite and invertible")
         if self.mask is not None:
             self.mask = np.asarray(self.mask, dtype=bool)
             if self.mask.shape != self.data.shape:
