@@ -188,6 +188,8 @@ def run_stage(name: str, state: ImageState, **params: Any) -> StageResult:
 __all__ = [
     "DEFAULT_STAGES",
     "STAGES",
+    "Info",
+    "InfoValue",
     "ImageState",
     "StageResult",
     "StageSpec",
