@@ -218,7 +218,27 @@ def test_skull_strip_matches_the_phantom_brain(phantom_with_mask, stripped: Stag
     assert info["mask_voxels"] == int(mask.sum())
     assert info["mask_volume_ml"] == pytest.approx(mask.sum() * 64 / 1000, abs=1e-3)
     assert info["erosion_steps"] == 1 and info["dilation_steps"] == 2  # 5 mm and 6.5 mm at 4 mm voxels
-    assert np.array_equal(stripped.state.data, run_stage("bias_correction", state_of(phantom_with_mask[0])).state.data)
+    corrected = run_stage("bias_correction", state_of(phantom_with_mask[0])).state.data
+    assert info["mask_applied"] is True
+    assert np.array_equal(stripped.state.data[mask], corrected[mask])  # the brain is untouched
+    assert not stripped.state.data[~mask].any()  # the skull and scalp are gone
+
+
+def test_skull_strip_can_keep_the_head(phantom_with_mask) -> None:  # type: ignore[no-untyped-def]
+    corrected = run_stage("bias_correction", state_of(phantom_with_mask[0])).state
+    kept = run_stage("skull_strip", corrected, apply_mask=False)
+    assert kept.info["mask_applied"] is False
+    assert np.array_equal(kept.state.data, corrected.data)
+    assert kept.state.mask is not None and kept.state.mask.any()
+
+
+def test_normalize_keeps_the_background_of_a_stripped_image_at_zero(stripped: StageResult) -> None:
+    out = run_stage("normalize", stripped.state)
+    mask = stripped.state.mask
+    assert out.info["zero_background"] is True
+    assert not out.state.data[~mask].any()
+    assert out.state.data[mask].mean() == pytest.approx(0.0, abs=1e-4)
+    assert out.state.data[mask].std() == pytest.approx(1.0, abs=1e-3)
 
 
 def test_skull_strip_radii_are_in_mm_per_axis() -> None:

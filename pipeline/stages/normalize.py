@@ -15,13 +15,18 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def normalize(
     state: ImageState, *, method: str = "zscore", low_pct: float = 1.0, high_pct: float = 99.0
 ) -> StageResult:
-    """Intensity normalisation: z-score (mean 0, sd 1 within the mask) or percentile clip to [0, 1]."""
+    """Intensity normalisation: z-score (mean 0, sd 1 within the mask) or percentile clip to [0, 1].
+
+    A skull-stripped input (zero everywhere outside the mask) keeps a zero background.
+    """
     require("normalize", method in METHODS, f"method must be one of {', '.join(METHODS)} (got {method!r})")
     use_mask = state.mask is not None and bool(state.mask.any())
     values = state.data[state.mask] if use_mask else state.data.ravel()
     values = values.astype(np.float64)
+    keep_zero_background = use_mask and not bool(np.any(state.data[~state.mask]))
     info: Info = {
         "method": method,
+        "zero_background": keep_zero_background,
         "mask_used": use_mask,
         "region": "mask" if use_mask else "whole_volume",
         "region_voxels": int(values.size),
@@ -42,4 +47,6 @@ def normalize(
         require("normalize", high > low, f"the {low_pct} and {high_pct} percentiles are equal ({low}); cannot scale")
         data = np.clip((state.data.astype(np.float64) - low) / (high - low), 0.0, 1.0)
         info.update(low_pct=float(low_pct), high_pct=float(high_pct), low_value=low, high_value=high)
+    if keep_zero_background:
+        data[~state.mask] = 0.0
     return StageResult(ImageState(data.astype(np.float32), state.affine, state.mask), info)

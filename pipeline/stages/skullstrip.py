@@ -85,8 +85,12 @@ def skull_strip(
     dilation_mm: float = 6.5,
     closing_mm: float = 4.0,
     fill_holes: bool = True,
+    apply_mask: bool = True,
 ) -> StageResult:
     """Brain mask: Otsu, erosion, largest component, dilation, closing and hole filling (radii in mm).
+
+    With ``apply_mask`` (the default) voxels outside the mask are set to 0: the output is the
+    brain-extracted image. The mask itself travels on in the state for the later stages.
 
     The foreground is ``data > threshold_scale * otsu``; erosion cuts the thin links between brain and
     scalp, the largest component is the brain, dilation (kept inside the foreground) restores its
@@ -135,6 +139,9 @@ def skull_strip(
         "mask_voxels": int(mask.sum()),
         "mask_volume_ml": round(float(mask.sum()) * voxel_ml, 3),
         "holes_filled": bool(fill_holes),
+        "mask_applied": bool(apply_mask),
     }
+    if apply_mask:
+        data = np.where(mask, data, 0).astype(np.float32)
     events: list[tuple[str, Info]] = [("skull_strip.brain_component_selected", {"components": int(n_components), "brain_voxels": int(brain.sum())})]
     return StageResult(ImageState(data, state.affine, mask), info, events)
