@@ -22,5 +22,5 @@ system-deps:
 test: sample system-deps
 	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-bench: sample
+bench: sample system-deps
 	$(PY) benchmarks/run_all.py
