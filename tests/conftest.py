@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.phantom import make_head_phantom_with_mask
+from pipeline.phantom import make_head_phantom, make_head_phantom_with_mask
 from pipeline.sample_data import setup_sample_data
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -43,4 +43,12 @@ def phantom_path(tmp_path: Path, phantom_with_mask: tuple[nib.Nifti1Image, np.nd
     """The small phantom written as ``sub-01_T1w.nii.gz`` in this test's tmp dir."""
     path = tmp_path / "sub-01_T1w.nii.gz"
     nib.save(phantom_with_mask[0], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small (32^3, 6 mm) phantom head file, one per test module, for fast pipeline runs."""
+    path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
+    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
     return path

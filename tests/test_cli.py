@@ -22,13 +22,6 @@ FAST = "skull_strip,normalize,smooth"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
 
 
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
-    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
-    return path
-
-
 def bids(root: Path, phantom: Path, subjects: int = 2) -> Path:
     for i in range(1, subjects + 1):
         anat = root / f"sub-{i:02d}" / "anat"

@@ -10,7 +10,6 @@ import threading
 import urllib.request
 from pathlib import Path
 
-import nibabel as nib
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import sampling
@@ -19,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from pipeline import __version__
 from pipeline.config import PipelineConfig
-from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_file
 from pipeline.telemetry import (
     SCOPE_NAME,
@@ -36,13 +34,6 @@ from telemetry_asserts.model import StatusCode
 from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("smooth",)
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
-    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
-    return path
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from pipeline.config import PipelineConfig
-from pipeline.phantom import make_head_phantom
 from pipeline.processor import output_paths, process_batch, process_file
 from pipeline.registry import RunRegistry
 from pipeline.stages import DEFAULT_STAGES
@@ -25,13 +24,6 @@ from telemetry_asserts.model import MetricKind, Span, StatusCode, Telemetry
 from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
-    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
-    return path
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import nibabel as nib
 import pytest
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
 from pipeline.config import PipelineConfig
-from pipeline.phantom import make_head_phantom
 from pipeline.processor import process_batch, process_file
 from pipeline.registry import RunRegistry, canonical_json
 from pipeline.telemetry import PipelineTelemetry
@@ -21,13 +19,6 @@ from telemetry_asserts.model import Span, SpanKind
 from telemetry_asserts.view import LiveTelemetryView
 
 FAST = ("skull_strip", "normalize", "smooth")
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
-    nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
-    return path
 
 
 @pytest.fixture
