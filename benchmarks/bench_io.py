@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import tempfile
 from pathlib import Path
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -220,3 +220,13 @@ def metrics(telemetry: LiveTelemetryView) -> Any:
 def logs(telemetry: LiveTelemetryView) -> Any:
     """The test's log records (a live ``LogView``)."""
     return LiveView(lambda: telemetry.logs)
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[Any]:
+    """A started :class:`~telemetry_asserts.otlp.OtlpReceiver` (OTLP/HTTP and gRPC on free 127.0.0.1
+    ports), stopped afterwards. ``.exporter_env()`` gives the ``OTEL_EXPORTER_OTLP_*`` variables."""
+    from .otlp.receiver import OtlpReceiver  # grpc is imported only by tests that use it
+
+    with OtlpReceiver() as receiver:
+        yield receiver

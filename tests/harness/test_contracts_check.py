@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Status, StatusCode
 
 from telemetry_asserts import model
 from telemetry_asserts.capture import Capture

@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from telemetry_asserts import model
 from telemetry_asserts.errors import TelemetryAssertionError
 from telemetry_asserts.otlp import OtlpReceiver, ReceiverStats, encode_request
-from telemetry_asserts.otlp.fixtures import otlp_receiver  # noqa: F401 - the fixture under test
 
 PB = "application/x-protobuf"
 JSON = "application/json"

@@ -338,3 +338,27 @@ def test_report_is_truncated(telemetry):
         ["*- Captured telemetry call -*", "spans (6):", "  root (*)", "  ├─ child0 (*)", "  ... 4 more lines",
          "metric points (0):"]
     )
+
+
+OTLP_USER = '''
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+
+def test_receives_what_an_exporter_sends(otlp_receiver):
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp_receiver.http_endpoint + "/v1/traces")))
+    with tp.get_tracer("user").start_as_current_span("outer"):
+        with tp.get_tracer("user").start_as_current_span("inner"):
+            pass
+    tp.shutdown()
+    spans = otlp_receiver.wait_for_spans(n=2, timeout_s=10)
+    assert sorted(s.name for s in spans) == ["inner", "outer"]
+'''
+
+
+def test_otlp_receiver_fixture_comes_with_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_otlp_user=OTLP_USER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
