@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from grading.engine import CheckResult, SubmissionResult
+from telemetry_asserts._files import write_text_atomic
 from telemetry_asserts.junit import CaseResult, SuiteResult, junit_xml
 
 GRADESCOPE_TEST_KEYS = ("name", "score", "max_score", "output", "visibility", "status")
@@ -214,29 +213,16 @@ def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_gradescope(result: SubmissionResult, path: Path) -> None:
-    _atomic_write(path, json.dumps(gradescope_results(result), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(gradescope_results(result), indent=2) + "\n")
 
 
 def write_junit(results: Sequence[SubmissionResult], path: Path) -> None:
-    _atomic_write(path, junit_xml(junit_suites(results), name="neuro-grade"))
+    write_text_atomic(path, junit_xml(junit_suites(results), name="neuro-grade"))
 
 
 def write_csv(results: Sequence[SubmissionResult], path: Path) -> None:
-    _atomic_write(path, gradebook_csv(results))
+    write_text_atomic(path, gradebook_csv(results), newline="")
 
 
 def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> None:
@@ -252,9 +238,9 @@ def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> N
             name = f"{r.name}-{n}"
         used.add(name)
         write_gradescope(r, directory / name / "results.json")
-        _atomic_write(directory / name / "feedback.txt", feedback_text(r) + "\n")
+        write_text_atomic(directory / name / "feedback.txt", feedback_text(r) + "\n")
         if r.telemetry_otlp_json:  # what arrived, for `telemetry-asserts check CONTRACT --from FILE`
-            _atomic_write(directory / name / "telemetry.jsonl", r.telemetry_otlp_json)
+            write_text_atomic(directory / name / "telemetry.jsonl", r.telemetry_otlp_json)
     write_csv(results, directory / "gradebook.csv")
 
 

@@ -9,14 +9,14 @@ GitHub reporters read: ``<testsuites><testsuite name tests failures errors skipp
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from ._files import write_text_atomic
 
 __all__ = ["CaseResult", "SuiteResult", "junit_xml", "results_json", "write_json", "write_junit_xml"]
 
@@ -163,24 +163,11 @@ def results_json(suites: Sequence[SuiteResult]) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: str | Path, text: str) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_junit_xml(suites: Sequence[SuiteResult], path: str | Path, name: str = "telemetry-asserts") -> None:
     """Write :func:`junit_xml` atomically (a CI job never reads half a file)."""
-    _atomic_write(path, junit_xml(suites, name))
+    write_text_atomic(path, junit_xml(suites, name))
 
 
 def write_json(data: Any, path: str | Path) -> None:
     """Write JSON (e.g. :func:`results_json`) atomically, indented, UTF-8."""
-    _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

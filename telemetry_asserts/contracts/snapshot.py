@@ -10,8 +10,6 @@ is never rewritten silently: a different shape is a failure showing the diff unl
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from .. import model
+from .._files import write_text_atomic
 from ..tree import SpanForest
 
 __all__ = ["SnapshotOutcome", "render_snapshot", "snapshot_data", "snapshot_file"]
@@ -130,7 +129,7 @@ def snapshot_file(path: str | Path, telemetry: model.Telemetry, *, update: bool 
     p = Path(path)
     text = render_snapshot(telemetry, name or p.stem)
     if not p.exists():
-        _write(p, text)
+        write_text_atomic(p, text)
         return SnapshotOutcome("created", p)
     old = p.read_text(encoding="utf-8")
     if old == text:
@@ -138,21 +137,11 @@ def snapshot_file(path: str | Path, telemetry: model.Telemetry, *, update: bool 
     diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), text.splitlines(keepends=True),
                                         fromfile=f"{p} (recorded)", tofile=f"{p} (this run)"))
     if update:
-        _write(p, text)
+        write_text_atomic(p, text)
         return SnapshotOutcome("updated", p, diff)
     return SnapshotOutcome("differs", p, diff)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def shape_summary(telemetry: model.Telemetry) -> Sequence[str]:

@@ -10,14 +10,19 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from telemetry_asserts import model
+from telemetry_asserts._files import write_text_atomic
 from telemetry_asserts.otlp import jsonfmt
-from telemetry_asserts.otlp.decode import REQUEST_TYPES, DecodeError, Signal, decode_message
+from telemetry_asserts.otlp.decode import (
+    REQUEST_TYPES,
+    DecodeError,
+    Signal,
+    decode_message,
+)
 from telemetry_asserts.otlp.encode import request_message
 
 #: The top-level key of each signal's export request in OTLP/JSON (and its proto spelling).
@@ -68,17 +73,7 @@ def write_otlp_json(telemetry: model.Telemetry, path: str | os.PathLike[str]) ->
         for signal, items in (("traces", telemetry.spans), ("metrics", telemetry.metrics), ("logs", telemetry.logs))
         if items
     ]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
