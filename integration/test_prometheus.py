@@ -161,3 +161,32 @@ def test_logql_selects_streams_by_resource_labels_and_filters_lines() -> None:
     assert logql_filter('{service_name!~"neuro.*"} !~ "file$"', logs) == []
     assert logql_filter('{service_name="neuro-preprocess"} |= "file" |= "Load"', logs) == [logs[0]]
     assert logql_filter('{service_name="a, b"}', [record("x", "a, b")])[0].body == "x"
+
+
+def test_prometheus_scrapes_the_console_script_itself(phantoms: list[Path], tmp_path: Path) -> None:
+    """A student's setup: ``neuro-preprocess`` with the Prometheus exporter, scraped by Prometheus.
+
+    ``--serve-metrics-s`` keeps the endpoint up after the run so the final values are scraped;
+    Ctrl-C (SIGINT) ends the wait early and the run still exits 0.
+    """
+    import signal
+    import subprocess
+
+    from integration import console_script, pipeline_env
+    from integration.collector import free_port
+
+    port = free_port()
+    env = pipeline_env(None, OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
+    cmd = [console_script("neuro-preprocess"), "process", str(phantoms[0]), "-o", str(tmp_path / "out"),
+           "--stages", "skull_strip,normalize,smooth", "--serve-metrics-s", "120"]
+    with PrometheusServer([f"127.0.0.1:{port}"]) as server:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            server.wait_for("sum(neuro_files_processed_total)", _total_is(1), timeout_s=60)
+            stages = by_label(server.query("sum by (stage) (neuro_stages_executed_total)"), "stage")
+            assert stages == {"skull_strip": 1.0, "normalize": 1.0, "smooth": 1.0}
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"serving metrics at http://127.0.0.1:{port}/metrics for 120 s" in err

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     stages.add_argument("--large-file-mb", type=float, default=None, help="inputs above this size log a warning")
     out = common.add_argument_group("output and telemetry")
     out.add_argument("--telemetry-summary", action="store_true", help="print the span tree and metric totals at the end")
+    out.add_argument(
+        "--serve-metrics-s", type=float, default=0.0, metavar="SECONDS",
+        help="with OTEL_METRICS_EXPORTER=prometheus: keep the /metrics endpoint up this long after the run, "
+        "so a scraper sees the final values (Ctrl-C ends it early)",
+    )
     out.add_argument("-v", "--verbose", action="count", default=0, help="more console logging (-v info, -vv debug)")
     out.add_argument("--log-level", choices=_LEVELS, type=str.upper, help="console log level (default WARNING)")
 
@@ -256,6 +262,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
             sampler = env.get("OTEL_TRACES_SAMPLER")
             note = f"OTEL_TRACES_SAMPLER={sampler}" if sampler else None
             print(summary.render(sampler_note=note), file=stdout)
+        _serve_metrics(setup.prometheus_address, args.serve_metrics_s, stderr)
     finally:
         if we_instrumented:
             sqlite_instrumentor.uninstrument()
@@ -263,6 +270,22 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
         root.removeHandler(console)
         root.setLevel(previous_root_level)
     return 1 if failures else 0
+
+
+def _serve_metrics(address: tuple[str, int] | None, seconds: float, stderr: TextIO) -> None:
+    """Keep the Prometheus endpoint (served by its own thread) up for ``seconds``; Ctrl-C ends it."""
+    if seconds <= 0:
+        return
+    if address is None:
+        print(f"{PROG}: --serve-metrics-s ignored: OTEL_METRICS_EXPORTER does not include prometheus", file=stderr)
+        return
+    host, port = address
+    print(f"{PROG}: serving metrics at http://{host}:{port}/metrics for {seconds:g} s (Ctrl-C to stop)",
+          file=stderr, flush=True)
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        pass
 
 
 def _write_line(text: str, stream: TextIO, bar: Any) -> None:

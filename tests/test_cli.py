@@ -244,3 +244,9 @@ def test_acceptance_sample_head_with_telemetry_summary(sample_t1w: Path, tmp_pat
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"neuro-preprocess {__version__}"
+
+
+def test_serve_metrics_without_the_prometheus_exporter_says_so_and_does_not_wait(phantom: Path, tmp_path: Path) -> None:
+    code, _, err = run("process", phantom, "-o", tmp_path / "out", "--stages", "smooth", "--serve-metrics-s", "600")
+    assert code == 0  # returns at once: a 600 s wait would hit the test run's limits
+    assert "--serve-metrics-s ignored: OTEL_METRICS_EXPORTER does not include prometheus" in err
