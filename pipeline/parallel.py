@@ -230,10 +230,16 @@ def make_tasks(
 # ------------------------------------------------------------------------------------------------
 
 
-def _failed(task: FileTask, exc: BaseException) -> FileResult:
-    """A worker that died (crash, killed, lost) still yields a per-file status."""
-    return FileResult(input_path=task.path, status=STATUS_FAILED, error=f"{task.path}: worker failed: {describe_error(exc)}",
-                      error_reason="worker_failed")
+def _outcome(task: FileTask, future: Any) -> tuple[FileResult, Sequence[Measurement]]:
+    """A finished task's result and measurements; a worker that died (crash, killed, lost, a pickling
+    error) still yields a per-file status and its failed count."""
+    try:
+        return future.result()
+    except Exception as exc:
+        log.error("worker failed on %s: %s", task.path, exc, extra={"file_path": task.path})
+        failed = FileResult(input_path=task.path, status=STATUS_FAILED,
+                            error=f"{task.path}: worker failed: {describe_error(exc)}", error_reason="worker_failed")
+        return failed, [("files_processed", "add", 1, {"status": STATUS_FAILED})]
 
 
 def run_batch(
@@ -290,12 +296,7 @@ def _run_on_pool(tasks: Sequence[FileTask], env: dict[str, str], workers: int,
         futures = {pool.submit(run_task, task, env): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
             i = futures[future]
-            try:
-                result, measurements = future.result()
-            except Exception as exc:  # BrokenProcessPool, pickling errors: that file failed
-                log.error("worker failed on %s: %s", tasks[i].path, exc, extra={"file_path": tasks[i].path})
-                result, measurements = _failed(tasks[i], exc), [("files_processed", "add", 1, {"status": STATUS_FAILED})]
-            finish(i, result, measurements)
+            finish(i, *_outcome(tasks[i], future))
 
 
 def _run_on_dask(tasks: Sequence[FileTask], env: dict[str, str], address: str,
@@ -307,12 +308,7 @@ def _run_on_dask(tasks: Sequence[FileTask], env: dict[str, str], address: str,
                    for i, task in enumerate(tasks)}
         for future in dask_as_completed(list(futures), loop=client.loop):
             i = futures[future]
-            try:
-                result, measurements = future.result()
-            except Exception as exc:
-                log.error("dask task failed on %s: %s", tasks[i].path, exc, extra={"file_path": tasks[i].path})
-                result, measurements = _failed(tasks[i], exc), [("files_processed", "add", 1, {"status": STATUS_FAILED})]
-            finish(i, result, measurements)
+            finish(i, *_outcome(tasks[i], future))
 
 
 def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str,

@@ -149,3 +149,26 @@ def test_dask_local_cluster_batch_matches_the_pool(telemetry, receiver, inputs, 
     for r in batch.results[:3]:
         check(merged.telemetry.trace(int(r.trace_id, 16))).spans.assert_tree(FILE_TREE, exact=True)
     _assert_work_counted(merged, batch, n_ok=3, n_failed=1)
+
+
+def test_a_dead_worker_still_gives_the_file_a_failed_status_and_count():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from pipeline.parallel import FileTask, _outcome, replay_measurements
+    from telemetry_asserts.capture import metrics_from_sdk
+    from telemetry_asserts.metrics import MetricView
+
+    task = FileTask("/data/sub-07_T1w.nii.gz", "/out", ("smooth",), {"smooth": {}}, 1, {})
+    future: Future = Future()
+    future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    result, measurements = _outcome(task, future)
+    assert (result.status, result.error_reason) == ("failed", "worker_failed")
+    assert result.error.startswith("/data/sub-07_T1w.nii.gz: worker failed: ")
+    reader = InMemoryMetricReader()
+    replay_measurements(measurements, PipelineTelemetry(meter_provider=MeterProvider(metric_readers=[reader])))
+    MetricView(metrics_from_sdk(reader.get_metrics_data())).assert_counter(
+        "neuro.files.processed", 1, attributes={"status": "failed"})
