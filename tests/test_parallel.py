@@ -141,7 +141,8 @@ def test_dask_local_cluster_batch_matches_the_pool(telemetry, receiver, inputs, 
     from distributed import LocalCluster
 
     out = tmp_path / "out"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # the scheduler serves HTTP even without a dashboard: a free port, never a clash on 8787
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       host="127.0.0.1") as cluster:
         batch = _run(telemetry, receiver, inputs, out, dask_scheduler=cluster.scheduler_address)
     assert [r.status for r in batch.results] == ["success", "success", "success", "failed"]

@@ -30,7 +30,8 @@ def test_dask_local_cluster_grades_like_local_jobs(graded_course: GradedCourse, 
         materialise_mistake(mistakes[name], tmp_path / name)
         subs.append(tmp_path / name)
     seen = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # the scheduler serves HTTP even without a dashboard: a free port, never a clash on 8787
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       host="127.0.0.1") as cluster:
         results = grade_many(subs, config=GradeConfig(timeout_s=TIMEOUT_S),
                              dask_scheduler=cluster.scheduler_address, on_result=seen.append)
