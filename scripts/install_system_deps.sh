@@ -10,9 +10,16 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's prometheus and docker.io packages start services on install where an init system runs.
+  # The tests start (and stop, by pid) their own servers, so forbid service starts during this
+  # install (Debian's policy-rc.d protocol: exit 101 = action not allowed) instead of stopping
+  # anything afterwards: a Prometheus already running on this machine is never ours to stop.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's prometheus package may start a service on install on some systems; we start our own.
-pkill -x prometheus 2>/dev/null || true
 echo "system deps: dockerd=$(command -v dockerd) prometheus=$(command -v prometheus)"
