@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the integration stage needs: a Docker engine (to run the collector container)
-# and Prometheus (a real server for the course's PromQL). Idempotent; needs root (as on these machines).
+# and Prometheus (a real server for the course's PromQL); and headless Chromium (with its driver),
+# in which the HTML report tests open the pages. Idempotent; needs root (as on these machines).
 set -euo pipefail
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # the collector refuses to start its exporter without a CA bundle, even for plain http
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -22,4 +25,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "system deps: dockerd=$(command -v dockerd) prometheus=$(command -v prometheus)"
+echo "system deps: dockerd=$(command -v dockerd) prometheus=$(command -v prometheus) chromium=$(command -v chromium)"

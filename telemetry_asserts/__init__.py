@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     # reports
     "render_tree": "report", "render_waterfall": "report", "render_metrics": "report", "render_telemetry": "report",
     "render_logs": "report", "format_duration": "report",
+    "render_html": "html_report", "write_html": "html_report", "render_static_html": "html_report",
+    "ReportSection": "html_report",
     # OTLP and files
     "OtlpReceiver": "otlp", "DecodeError": "otlp", "decode_request": "otlp", "encode_request": "otlp",
     "normalize": "otlp", "read_otlp_json": "otlp", "write_otlp_json": "otlp",

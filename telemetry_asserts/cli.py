@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
@@ -292,6 +293,8 @@ def _parser() -> argparse.ArgumentParser:
         _add_source_options(p)
         p.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML results")
         p.add_argument("--json", metavar="PATH", help="write JSON results")
+        p.add_argument("--html", metavar="PATH",
+                       help="write a self-contained HTML trace view (waterfalls, violations, lint, metrics, logs)")
         p.add_argument("--only", action="append", metavar="ID", help="run only this check (repeatable)")
         p.add_argument("--expect-exit", type=int, default=0, metavar="N",
                        help="the command's expected exit status (run; default 0, otherwise a violation)")
@@ -387,11 +390,28 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             data["command"] = {"argv": list(collected.command), "exit_status": collected.command_status}
         data["score"], data["max_score"] = result.score, result.max_score
         write_json(data, args.json)
+    if args.html:
+        _write_html(result, collected, args.html, err)
     text = render_report(result, collected, max_traces=args.max_traces, verbose=args.verbose)
     if not command_ok:
         text += f"\nFAILED: the command exited with status {collected.command_status}, expected {args.expect_exit}"
     print(text.splitlines()[-1] if args.quiet else text, file=out)
     return EXIT_OK if result.passed and command_ok else EXIT_VIOLATED
+
+
+def _write_html(result: ContractResult, collected: Collected, path: str, err: TextIO) -> None:
+    from .html_report import contract_lint, write_html
+
+    subtitle = f"source: {collected.source}"
+    if collected.command:
+        subtitle = f"command: {' '.join(collected.command)} -> exit status {collected.command_status}"
+    try:
+        write_html(path, result.telemetry, result=result, lint_report=contract_lint(result),
+                   title=f"telemetry-asserts: {result.contract.name or Path(result.contract.source).name}",
+                   subtitle=subtitle)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the HTML report: {exc.strerror or exc}") from None
+    print(f"wrote the HTML report to {path}", file=err)
 
 
 def _snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

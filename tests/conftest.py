@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -52,3 +54,16 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("inputs") / "sub-01_T1w.nii.gz"
     nib.save(make_head_phantom(shape=(32, 32, 32), voxel_size_mm=(6.0, 6.0, 6.0)), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright, one per test module (skips where it is absent)."""
+    from html_browser import launch_or_skip
+
+    pw, chromium = launch_or_skip()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        pw.stop()
