@@ -95,6 +95,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="do not install the capture's providers as the global OpenTelemetry providers",
     )
+    group.addoption(
+        "--telemetry-html",
+        default=None,
+        metavar="DIR",
+        help="write an HTML trace view per failing test that used the telemetry fixture into DIR",
+    )
     parser.addini("telemetry_log_level", "default for --telemetry-log-level", default="INFO")
 
 
@@ -157,6 +163,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         from .report import render_telemetry
 
         text = render_telemetry(state.capture().snapshot(), max_lines=state.report_lines)
+        html_dir = item.config.getoption("telemetry_html", None)
+        if html_dir:
+            from .html_report import write_test_report
+
+            text += "\n" + write_test_report(item.config.invocation_params.dir / html_dir, item.nodeid,
+                                              report.when, state.capture().snapshot(), report.longreprtext)
         report.sections.append((f"Captured telemetry {report.when}", text))
     return report
 
