@@ -90,8 +90,9 @@ def feedback_text(result: SubmissionResult, *, verbose: bool = True) -> str:
     return "\n".join(lines)
 
 
-def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
-    """The Gradescope ``results.json`` document for one submission."""
+def gradescope_results(result: SubmissionResult, *, html: bool = False) -> dict[str, Any]:
+    """The Gradescope ``results.json`` document for one submission. ``html``: the top-level output
+    is :func:`gradescope_html` (``output_format: html``); the tests' outputs stay text."""
     tests = []
     for e in result.exercises:
         for c in e.checks:
@@ -113,7 +114,7 @@ def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
         summary += "\n" + result.problem
     if result.telemetry_report:
         summary += "\n\nWhat your run produced:\n" + result.telemetry_report
-    return {
+    doc = {
         "score": result.score,
         "max_score": result.max_score,
         "output": summary,
@@ -122,6 +123,75 @@ def gradescope_results(result: SubmissionResult) -> dict[str, Any]:
         "execution_time": round(result.duration_s, 3),
         "tests": tests,
     }
+    if html:
+        doc |= {"output": gradescope_html(result), "output_format": "html", "test_output_format": "text"}
+    return doc
+
+
+def _expected_and_actual(evidence: str) -> tuple[str, str]:
+    """Split a check's evidence (``expected:\n<what the exercise states>\n\n<what the run produced>``,
+    as the engine writes it) into its two halves; evidence without an expected part is all actual."""
+    if not evidence.startswith("expected:\n"):
+        return "", evidence
+    expected, _, actual = evidence[len("expected:\n"):].partition("\n\n")
+    return expected.rstrip("\n"), actual.strip("\n")
+
+
+def _report_sections(result: SubmissionResult) -> list[Any]:
+    from telemetry_asserts import ReportSection
+
+    sections = []
+    if result.problem or result.notes:
+        text = "\n".join([result.problem, *(f"note: {n}" for n in result.notes)]).strip()
+        sections.append(ReportSection(f"the run: {result.status}", "failed" if result.problem else "info", text=text))
+    for e in result.exercises:
+        for c in e.checks:
+            expected, actual = _expected_and_actual(c.evidence) if not c.passed else ("", "")
+            sections.append(ReportSection(
+                f"[{e.id}] {e.title} - {c.title}", "passed" if c.passed else "failed",
+                text=c.detail, expected=expected, actual=actual,
+                feedback="" if c.passed else c.feedback, points=f"{_num(c.points)}/{_num(c.max_points)}"))
+    return sections
+
+
+def _run_telemetry(result: SubmissionResult) -> tuple[Any, str]:
+    """The submission's run as the model (from the OTLP JSON it exported), and a note if unreadable."""
+    from telemetry_asserts import Telemetry
+    from telemetry_asserts.otlp import DecodeError, loads_otlp_json
+
+    if not result.telemetry_otlp_json:
+        return Telemetry(), ""
+    try:
+        return loads_otlp_json(result.telemetry_otlp_json, f"{result.name}/telemetry.jsonl"), ""
+    except DecodeError as exc:
+        return Telemetry(), f"the run's telemetry could not be read: {str(exc).splitlines()[0]}"
+
+
+def feedback_html(result: SubmissionResult) -> str:
+    """``feedback.html``: every check (expected beside what the run produced) above the trace view
+    of the submission's run (waterfall, attributes, events, logs, metrics). Self-contained."""
+    from telemetry_asserts import render_html
+
+    telemetry, note = _run_telemetry(result)
+    subtitle = f"{_num(result.score)}/{_num(result.max_score)} points ({result.status})" + (f" · {note}" if note else "")
+    return render_html(telemetry, title=f"feedback: {result.name}", subtitle=subtitle, sections=_report_sections(result))
+
+
+def gradescope_html(result: SubmissionResult) -> str:
+    """The top-level Gradescope ``output`` as script-free HTML (Gradescope sanitises scripts away):
+    the score, each failed check with expected and produced side by side, the run's waterfall."""
+    import html
+
+    from telemetry_asserts import render_static_html
+
+    telemetry, note = _run_telemetry(result)
+    failed = [s for s in _report_sections(result) if s.status != "passed"]
+    head = f"<p><strong>{_num(result.score)}/{_num(result.max_score)} points</strong> ({html.escape(result.status)})"
+    head += f" · {html.escape(note)}</p>" if note else "</p>"
+    return head + "\n" + render_static_html(telemetry, sections=failed)
+
+
+GRADESCOPE_FORMATS = ("text", "html", "simple_format", "md", "ansi")
 
 
 def validate_gradescope(doc: Any) -> list[str]:
@@ -134,6 +204,9 @@ def validate_gradescope(doc: Any) -> list[str]:
     for key in ("score", "max_score", "execution_time"):
         if key in doc and (isinstance(doc[key], bool) or not isinstance(doc[key], (int, float))):
             problems.append(f"{key!r} must be a number")
+    for key in ("output_format", "test_output_format"):
+        if key in doc and doc[key] not in GRADESCOPE_FORMATS:
+            problems.append(f"{key!r} has an invalid value {doc[key]!r}; use one of {', '.join(GRADESCOPE_FORMATS)}")
     for key in ("visibility", "stdout_visibility"):
         if key in doc and doc[key] not in ("hidden", "after_due_date", "after_published", "visible"):
             problems.append(f"{key!r} has an invalid value {doc[key]!r}")
@@ -151,6 +224,8 @@ def validate_gradescope(doc: Any) -> list[str]:
                 problems.append(f"tests[{i}].{key} must be a number")
         if "score" in test and "max_score" in test and test["score"] > test["max_score"]:
             problems.append(f"tests[{i}] scores more than its max_score")
+        if "output_format" in test and test["output_format"] not in GRADESCOPE_FORMATS:
+            problems.append(f"tests[{i}].output_format has an invalid value {test['output_format']!r}")
         if "status" in test and test["status"] not in ("passed", "failed"):
             problems.append(f"tests[{i}].status must be passed or failed")
         if not isinstance(test.get("name", ""), str) or not isinstance(test.get("output", ""), str):
@@ -214,7 +289,7 @@ def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
 
 
 def write_gradescope(result: SubmissionResult, path: Path) -> None:
-    write_text_atomic(path, json.dumps(gradescope_results(result), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(gradescope_results(result, html=True), indent=2) + "\n")
 
 
 def write_junit(results: Sequence[SubmissionResult], path: Path) -> None:
@@ -226,8 +301,9 @@ def write_csv(results: Sequence[SubmissionResult], path: Path) -> None:
 
 
 def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> None:
-    """Per submission ``<name>/results.json`` (Gradescope), ``<name>/feedback.txt`` and
-    ``<name>/telemetry.jsonl`` (what the run exported, OTLP JSON), plus ``gradebook.csv``."""
+    """Per submission ``<name>/results.json`` (Gradescope), ``<name>/feedback.txt``,
+    ``<name>/feedback.html`` (the same with the run's trace view) and ``<name>/telemetry.jsonl``
+    (what the run exported, OTLP JSON), plus ``gradebook.csv``."""
     directory = Path(directory)
     used: set[str] = set()
     for r in results:
@@ -239,6 +315,7 @@ def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> N
         used.add(name)
         write_gradescope(r, directory / name / "results.json")
         write_text_atomic(directory / name / "feedback.txt", feedback_text(r) + "\n")
+        write_text_atomic(directory / name / "feedback.html", feedback_html(r))
         if r.telemetry_otlp_json:  # what arrived, for `telemetry-asserts check CONTRACT --from FILE`
             write_text_atomic(directory / name / "telemetry.jsonl", r.telemetry_otlp_json)
     write_csv(results, directory / "gradebook.csv")
@@ -246,8 +323,10 @@ def write_results_dir(results: Sequence[SubmissionResult], directory: Path) -> N
 
 __all__ = [
     "check_output",
+    "feedback_html",
     "feedback_text",
     "gradebook_csv",
+    "gradescope_html",
     "gradescope_results",
     "junit_suites",
     "summary_table",
