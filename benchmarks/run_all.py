@@ -27,6 +27,7 @@ BENCHES = [
     ("bench_cardinality.py", [], []),
     ("bench_collector_load.py", [], []),
     ("bench_grading.py", [], []),
+    ("bench_html.py", [], ["--sizes", "1000", "10000", "--repeat", "1"]),
 ]
 
 
