@@ -106,9 +106,11 @@
     const sec = add(main, "section");
     sec.id = "checks";
     add(sec, "h2", null, "Checks");
-    const sorted = DATA.checks.slice().sort((a, b) => (a.status === "passed") - (b.status === "passed"));
-    for (const ch of sorted) {
-      const box = add(sec, "div", "check " + ch.status);
+    const passed = DATA.checks.filter((ch) => ch.status === "passed");
+    const fold = passed.length ? el("details", "passed-checks") : null;
+    if (fold) add(fold, "summary", "muted", passed.length + " check(s) passed");
+    for (const ch of DATA.checks.filter((ch) => ch.status !== "passed").concat(passed)) {
+      const box = add(ch.status === "passed" ? fold : sec, "div", "check " + ch.status);
       box.dataset.check = ch.id;
       const h = add(box, "div");
       add(h, "span", "icon", ch.status === "passed" ? "✓ " : ch.status === "error" ? "! " : "✗ ");
@@ -133,6 +135,7 @@
       add(box, "pre", "message", ch.msg);
       if (ch.feedback) add(box, "p", "feedback", "feedback: " + ch.feedback);
     }
+    if (fold) sec.appendChild(fold);
   }
 
   // ---- waterfalls
@@ -426,6 +429,6 @@
     if (r.span && where.has(r.span)) w.appendChild(jumpButton(r.span));
     else add(w, "span", "muted", r.span ? "(span not recorded)" : "(no span)");
   }
-  window.telemetryReport = { select: select, views: views, ready: true };
+  window.telemetryReport = { select: select, views: views, ready: true, readyMs: performance.now() };
   document.body.dataset.ready = "1";
 })();

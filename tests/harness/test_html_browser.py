@@ -16,6 +16,7 @@ from html_browser import opened
 from telemetry_asserts import model
 from telemetry_asserts.capture import Capture
 from telemetry_asserts.cli import main
+from telemetry_asserts.contracts import load_contract
 from telemetry_asserts.html_report import write_html
 from telemetry_asserts.lint import lint
 from telemetry_asserts.otlp import write_otlp_json
@@ -87,6 +88,8 @@ def test_the_report_of_a_real_run_lists_the_contract_tree_in_order(browser: Any,
     expected = [(node.name, depth) for root in parse_tree(tree) for node, depth in _walk(root)]
     with opened(browser, html) as page:
         assert page.page.inner_text("#verdict") == "PASSED"
+        n_checks = len(load_contract(CONTRACT).checks)  # passed checks folded away, the waterfall first
+        assert page.page.inner_text("details.passed-checks > summary") == f"{n_checks} check(s) passed"
         names = page.rows()
         depths = page.page.eval_on_selector_all(".span-row", "els => els.map(e => Number(e.dataset.depth))")
         rows = list(zip(names, depths))
