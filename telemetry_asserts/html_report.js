@@ -252,7 +252,7 @@
     b.title = s.n + " · " + fmtDur(s.e);
     for (const ev of s.ev || []) {
       const tk = add(cell, "div", "tick");
-      tk.style.left = (ev[1] * 100 / this.total) + "%";
+      tk.style.left = Math.min(100, Math.max(0, ev[1] * 100 / this.total)) + "%";
       tk.title = ev[0];
     }
     const d = add(cell, "span", "dur", fmtDur(s.e));

@@ -45,6 +45,17 @@ class Limits:
     max_logs: int = 5_000
     max_metric_points: int = 5_000
     max_text_chars: int = 20_000
+    #: all attribute keys and values together; past it values are cut to 64 characters and, past
+    #: twice it, attributes are left out (counted), so no input makes the page unbounded
+    max_total_chars: int = 30_000_000
+
+
+class _Budget:
+    """The limits of one report plus what is left of its total size budget."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.__dict__.update(vars(limits))
+        self.left = limits.max_total_chars
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,15 @@ def _type_name(value: AttributeValue) -> str:
     return "string"
 
 
-def _attrs(attributes: Mapping[str, Any], lim: Limits) -> list[list[str]]:
+def _attrs(attributes: Mapping[str, Any], lim: Any) -> list[list[str]]:
     items = list(attributes.items())
-    out = [[_clip(k, 200), _display(v, lim.max_value_chars), _type_name(v)] for k, v in items[: lim.max_attributes]]
+    if not items:
+        return []
+    if lim.left <= -lim.max_total_chars:
+        return [["…", f"{len(items)} attributes not shown (the report's size limit)", ""]]
+    width = lim.max_value_chars if lim.left > 0 else 64
+    out = [[_clip(k, 200), _display(v, width), _type_name(v)] for k, v in items[: lim.max_attributes]]
+    lim.left -= sum(len(k) + len(v) for k, v, _ in out)
     if len(items) > lim.max_attributes:
         out.append(["…", f"{len(items) - lim.max_attributes} more attributes not shown", ""])
     return out
@@ -250,7 +267,7 @@ def report_data(
 ) -> dict[str, Any]:
     """The JSON document the page renders: traces (spans parent-first with depth, offsets, marks),
     logs, metric points by name, lint findings with the spans they name, contract checks."""
-    lim = limits or Limits()
+    lim: Any = _Budget(limits or Limits())
     spans = telemetry.spans[: lim.max_spans]
     marks = result.marks if result is not None else {}
     logs, logs_by_span = _log_data(telemetry.logs, lim)

@@ -97,6 +97,16 @@ def test_untrusted_sizes_are_bounded_and_say_what_was_cut() -> None:
     assert rows[0]["a"][-1] == ["…", "7 more attributes not shown", ""]
 
 
+def test_the_total_size_is_bounded_whatever_the_input() -> None:
+    value = "v" * 1000
+    spans = tuple(model.Span(f"s{i}", 1, i + 1, None, attributes=A({"k": value})) for i in range(300))
+    data = report_data(model.Telemetry(spans), limits=Limits(max_total_chars=10_000))
+    shown = [r["a"][0][1] for r in data["traces"][0]["spans"]]
+    assert shown[0] == value and shown[9] == value  # within the budget: whole
+    assert shown[10].startswith("v" * 64 + "… (936 more") and shown[-1] == "1 attributes not shown (the report's size limit)"
+    assert len(script_json(data)) < 100_000  # 300 values of 1000 characters would be 300_000
+
+
 def test_non_finite_and_huge_numbers_travel_as_text() -> None:
     span = model.Span("s", 1, 1, None, attributes=A({"nan": float("nan"), "big": 2**63 - 1, "xs": (1.5, "a")}))
     page = render_html(model.Telemetry((span,)))
