@@ -122,17 +122,27 @@
         const p = add(box, "p", null, "on: ");
         for (const k of ch.spans.slice(0, 20)) p.appendChild(jumpButton(k));
       }
-      if (ch.expected !== undefined) {
-        for (const lines of ch.actual) {
+      if (ch.pairs !== undefined) {
+        if (!ch.pairs.length) sideBySide(box, ch.expected, el("pre", null, "(no trace with this root recorded)"));
+        for (const pair of ch.pairs) {
           const list = el("div", "recorded-tree");
-          for (const [text, key] of lines) {
-            const line = add(list, "div", "tree-line", text);
+          for (const [text, key, note] of pair.act) {
+            const line = add(list, "div", "tree-line" + (note ? " extra" : ""), text);
+            if (note) line.title = note;
             line.addEventListener("click", () => select(key));
           }
-          sideBySide(box, ch.expected, list);
+          const g = sideBySide(box, "", list), exp = g.querySelector(".expected pre");
+          for (const [text, note] of pair.exp) {
+            const line = add(exp, "div", "tree-line" + (note ? " missing" : ""), text);
+            if (note) add(line, "span", "note", "  ← " + note);
+          }
         }
       }
-      add(box, "pre", "message", ch.msg);
+      if (ch.pairs !== undefined && ch.pairs.length) {  // both trees are drawn above: the message folds
+        const lines = ch.msg.split("\n"), fold = add(box, "details", "full-message");
+        add(fold, "summary", "divergence", (lines.find((l) => l.includes("does not match")) || lines[0]).trim());
+        add(fold, "pre", "message", ch.msg);
+      } else add(box, "pre", "message", ch.msg);
       if (ch.feedback) add(box, "p", "feedback", "feedback: " + ch.feedback);
     }
     if (fold) sec.appendChild(fold);

@@ -229,30 +229,57 @@ def _check_data(result: Any, lim: Limits) -> list[dict[str, Any]]:
         if r.max_points:
             entry["points"] = f"{r.points:g}/{r.max_points:g}"
         if not r.passed and r.check.kind == "trace":
-            entry["expected"] = _expected_text(r.check.spec.get("tree"))
-            entry["actual"] = [_tree_text(result.telemetry.trace(t).spans, lim) for t, _ in r.marks][:5]
+            tree = r.check.spec.get("tree")
+            entry["expected"] = "\n".join(line for line, _ in _expected_lines(tree, None))
+            entry["pairs"] = [_tree_pair(tree, result.telemetry.trace(t).spans) for t, _ in r.marks][:5]
         out.append(entry)
     return out
 
 
-def _expected_text(tree: Any) -> str:
-    from .tree import expected_tree, render_expected
+def _expected_lines(tree: Any, recorded: set[str] | None) -> list[list[str]]:
+    """``[line, note]`` per line of an expected tree; the note says when no span of the trace
+    (``recorded``: its span names) carries that node's name."""
+    from .tree import ExpectedSpan, expected_tree, render_expected
+
+    try:
+        roots = expected_tree(tree)
+    except (TypeError, ValueError):  # shown as given; the check's message says what is wrong
+        return [[line, ""] for line in json.dumps(tree, default=str, ensure_ascii=False, indent=2).splitlines()]
+    nodes: list[ExpectedSpan] = [n for root in roots for n in root.walk()]
+
+    def note(node: ExpectedSpan) -> str:
+        missing = recorded is not None and isinstance(node.name, str) and node.name not in recorded
+        return "no span of this name in the trace" if missing else ""
 
     if isinstance(tree, str):
-        return tree.rstrip("\n")
-    try:
-        return render_expected(expected_tree(tree))
-    except (TypeError, ValueError):
-        return json.dumps(tree, default=str, ensure_ascii=False, indent=2)
+        lines = tree.expandtabs(4).splitlines()
+        notes = {n.line: note(n) for n in nodes}
+        out = [[_clip(line, 1000), notes.get(number, "")] for number, line in enumerate(lines, start=1)]
+        while out and not out[-1][0].strip():
+            out.pop()
+        while out and not out[0][0].strip():
+            out.pop(0)
+        return out[:500]
+    text = render_expected(roots).splitlines()  # one line per node, in walk order
+    return [[_clip(line, 1000), note(n)] for line, n in zip(text, nodes)][:500]
 
 
-def _tree_text(spans: Sequence[Span], lim: Limits) -> list[list[str]]:
-    """``[line, span key]`` pairs of a recorded tree (keys let the page jump to the span)."""
+def _tree_pair(tree: Any, spans: Sequence[Span]) -> dict[str, Any]:
+    """A failed tree check on one trace: the expected lines and the recorded ones, side by side.
+    Recorded lines are ``[line, span key, note]`` (the key lets the page jump to the span)."""
+    from .tree import expected_tree
+
     forest = SpanForest(spans)
+    try:
+        wanted = {n.name for root in expected_tree(tree) for n in root.walk() if isinstance(n.name, str)}
+    except (TypeError, ValueError):
+        wanted = set()
     label = lambda s: f"{s.name} ({format_duration(s.duration_ns)})" + (  # noqa: E731
         " [ERROR]" if s.status_code is StatusCode.ERROR else "")
     rows = tree_lines(forest, label=label)[:500]
-    return [[_clip(text, 1000), _key(forest.spans[i].trace_id, forest.spans[i].span_id)] for i, text in rows]
+    actual = [[_clip(text, 1000), _key(forest.spans[i].trace_id, forest.spans[i].span_id),
+               "" if forest.spans[i].name in wanted else "not in the expected tree"] for i, text in rows]
+    return {"exp": _expected_lines(tree, {s.name for s in forest.spans}), "act": actual}
 
 
 def report_data(

@@ -128,8 +128,13 @@ def test_a_broken_contract_marks_the_spans_it_concerns(browser: Any, pipeline_ru
         assert page.row("load_file").locator(".violation-mark").count() == 0
         # the failed tree check: expected and recorded side by side; a recorded line selects its span
         box = p.locator(".check.failed[data-check='tree_with_checksum']")
-        assert "write_checksum" in box.locator(".side-by-side .expected pre").inner_text()
-        box.locator(".side-by-side .tree-line", has_text="write_metadata").click()
+        assert box.locator("summary.divergence").inner_text().startswith(
+            "span tree does not match (partial, any order): missing span 'write_checksum'")
+        missing = box.locator(".side-by-side .expected .tree-line.missing")
+        assert missing.count() == 1 and missing.inner_text().startswith("   └─ write_checksum")
+        extra = box.locator(".side-by-side .actual .tree-line.extra").all_inner_texts()
+        assert any(t.startswith("├─ load_file") for t in extra) and not any("write_metadata" in t for t in extra)
+        box.locator(".side-by-side .actual .tree-line", has_text="write_metadata").click()
         assert p.inner_text("#detail .detail-name") == "write_metadata"
         assert "metadata_is_huge" in p.inner_text("#detail .mark-box")
 

@@ -83,8 +83,27 @@ spans:
     assert marks["first"] == marks["second"] == ""
     shape = next(c for c in data["checks"] if c["id"] == "shape")
     assert shape["status"] == "failed" and shape["expected"] == "root\n└─ third"
-    assert [line for line, _ in shape["actual"][0]][:2] == ["root (1 µs)", "├─ first (0 µs) [ERROR]"]
+    (pair,) = shape["pairs"]
+    assert pair["exp"] == [["root", ""], ["└─ third", "no span of this name in the trace"]]
+    assert [(line, note) for line, _, note in pair["act"]][:2] == [
+        ("root (1 µs)", ""), ("├─ first (0 µs) [ERROR]", "not in the expected tree")]
+    assert pair["act"][0][1] == f"{5:032x}:{1:016x}"
     assert data["verdict"] == {"passed": False, "n": 2, "failed": 2, "contract": "c.yaml", "name": ""}
+
+
+def test_a_data_tree_is_drawn_one_line_per_node() -> None:
+    contract = parse_contract("""
+version: 1
+traces:
+  - id: shape
+    root: root
+    tree: {name: root, children: [{name: first}, {name: ghost, attributes: {a: 1}}]}
+""", "d.yaml")
+    telemetry = model.Telemetry(_spans())
+    (check,) = report_data(telemetry, result=run_contract(contract, telemetry))["checks"]
+    assert check["pairs"][0]["exp"] == [["root", ""], ["├─ first", ""],
+                                        ["└─ ghost {a: 1}", "no span of this name in the trace"]]
+    assert check["expected"] == "root\n├─ first\n└─ ghost {a: 1}"
 
 
 def test_untrusted_sizes_are_bounded_and_say_what_was_cut() -> None:
