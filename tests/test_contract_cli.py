@@ -332,3 +332,13 @@ def test_snapshot_of_a_command(emitter: Path, tmp_path: Path) -> None:
     assert "root: work" in data and "- name: step" in data and "items:\n        type: int" in data
     assert cli("snapshot", snap, "--settle", "0.3", "--", sys.executable, emitter)[:2] == (
         0, f"snapshot unchanged: {snap}\n")
+
+
+def test_run_writes_the_html_report_of_the_commands_telemetry(contract: Path, emitter: Path, tmp_path: Path) -> None:
+    html = tmp_path / "run.html"
+    code, _, err = cli("run", contract, "--settle", "0.3", "--html", html, "--", sys.executable, emitter)
+    assert code == 0 and f"wrote the HTML report to {html}" in err
+    data = json.loads(html.read_text().split('id="telemetry-data">', 1)[1].split("</script>", 1)[0])
+    assert data["subtitle"] == f"command: {sys.executable} {emitter} -> exit status 0"
+    assert [s["n"] for s in data["traces"][0]["spans"]] == ["work", "step"]
+    assert [m["name"] for m in data["metrics"]] == ["items.done"] and data["verdict"]["passed"] is True
