@@ -159,7 +159,7 @@
     add(s, "i").style.background = colour;
     s.appendChild(document.createTextNode(k));
   }
-  add(legend, "span", null, "| tick = event · ✗ = contract violation · ! = exception · dashed line = link");
+  add(legend, "span", null, "| tick = event · ✗ = contract violation · ! = exception · ⤳ / dashed line = link");
   if (!DATA.traces.length) add(tracesSec, "p", "muted", "(no spans recorded)");
 
   function TraceView(tr, ti) {
@@ -254,6 +254,9 @@
     add(name, "span", "span-name", s.n);
     if (s.m) add(name, "span", "violation-mark", "✗").title = s.m;
     if (s.ev && s.ev.some((e) => e[0] === "exception")) add(name, "span", "exc-mark", "!").title = "exception recorded";
+    if (s.ln && s.ln.length) {
+      add(name, "span", "link-mark", "⤳").title = s.ln.map((l) => "link to " + (spanLabel(l[0]) || "a span not recorded here")).join("\n");
+    }
     const cell = add(r, "div", "time-cell");
     const b = add(cell, "div", "bar k-" + s.k + " s-" + s.st);
     const left = s.s * 100 / this.total, width = s.e * 100 / this.total;

@@ -16,7 +16,7 @@ from html_browser import opened
 from telemetry_asserts import model
 from telemetry_asserts.capture import Capture
 from telemetry_asserts.cli import main
-from telemetry_asserts.contracts import load_contract
+from telemetry_asserts.contracts import load_contract, parse_contract, run_contract
 from telemetry_asserts.html_report import write_html
 from telemetry_asserts.lint import lint
 from telemetry_asserts.otlp import write_otlp_json
@@ -257,6 +257,28 @@ def test_links_events_metrics_and_lint_findings(browser: Any, tmp_path: Path) ->
         finding.locator("button").first.click()
         assert p.inner_text("#detail .detail-name") == "tiny"
         assert page.errors == []
+
+
+def test_many_traces_violations_first_and_links_across_traces(browser: Any, tmp_path: Path) -> None:
+    """Eight traces: the one with a violation comes first and open, the rest from the sixth on
+    are folded; a link into another trace opens that trace and selects its span."""
+    spans = [model.Span(f"job-{t}", t, 1, None, start_time_ns=t, end_time_ns=t + 100) for t in range(1, 9)]
+    spans.append(model.Span("follow-up", 8, 2, 1, start_time_ns=20, end_time_ns=50, links=(model.Link(6, 1),)))
+    contract = parse_contract("version: 1\nspans:\n  - {id: no_follow_up, name: follow-up, absent: true}\n", "c.yaml")
+    telemetry = model.Telemetry(tuple(spans))
+    html = write_html(tmp_path / "many.html", telemetry, result=run_contract(contract, telemetry))
+    with opened(browser, html) as page:
+        p = page.page
+        traces = p.locator("details.trace")
+        assert traces.count() == 8
+        assert traces.first.get_attribute("data-trace-id") == f"{8:032x}"
+        opened_ids = traces.evaluate_all("ds => ds.map(d => d.open)")
+        assert opened_ids == [True] * 5 + [False] * 3
+        assert page.row("follow-up").locator(".link-mark").get_attribute("title") == "link to job-6"
+        page.row("follow-up").click()
+        p.locator("#detail ul.links button").click()
+        assert p.inner_text("#detail .detail-name") == "job-6"
+        assert p.locator(f"details.trace[data-trace-id='{6:032x}']").evaluate("d => d.open")  # was folded
 
 
 def test_the_data_block_survives_a_closing_script_tag(tmp_path: Path) -> None:
