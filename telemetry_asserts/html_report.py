@@ -128,7 +128,7 @@ def _key(trace_id: int, span_id: int) -> str:
 
 
 def _trace_data(spans: Sequence[Span], marks: Mapping[tuple[int, int], str], logs_by_span: Mapping[str, list[int]],
-                lim: Limits) -> dict[str, Any]:
+                lim: Any) -> dict[str, Any]:
     forest = SpanForest(spans)
     order = list(forest.walk())
     index = {node: row for row, (node, _) in enumerate(order)}
@@ -167,7 +167,7 @@ def _trace_data(spans: Sequence[Span], marks: Mapping[tuple[int, int], str], log
             "marked": sum(1 for r in rows if "m" in r)}
 
 
-def _log_data(records: Sequence[LogRecord], lim: Limits) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+def _log_data(records: Sequence[LogRecord], lim: Any) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     out, by_span = [], {}
     for i, r in enumerate(records[: lim.max_logs]):
         body = r.body if isinstance(r.body, str) else json.dumps(r.body, default=str, ensure_ascii=False)
@@ -183,7 +183,7 @@ def _log_data(records: Sequence[LogRecord], lim: Limits) -> tuple[list[dict[str,
     return out, by_span
 
 
-def _metric_data(points: Sequence[MetricPoint], lim: Limits) -> list[dict[str, Any]]:
+def _metric_data(points: Sequence[MetricPoint], lim: Any) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for p in sorted(points[: lim.max_metric_points], key=lambda p: (p.name, repr(p.attributes.key()))):
         g = groups.setdefault(p.name, {"name": _clip(p.name, 500), "kind": p.kind.value, "unit": _clip(p.unit, 100),
@@ -193,26 +193,47 @@ def _metric_data(points: Sequence[MetricPoint], lim: Limits) -> list[dict[str, A
             point |= {"count": p.count, "sum": _display(p.sum, 40) if p.sum is not None else None,
                       "min": _display(p.min, 40) if p.min is not None else None,
                       "max": _display(p.max, 40) if p.max is not None else None}
-            if p.bucket_counts:
-                bounds = [_display(b, 40) for b in p.explicit_bounds]
+            if p.bucket_counts and p.kind is MetricKind.HISTOGRAM:  # exponential ones: count/sum/min/max
+                bounds = [_display(b, 40) for b in p.explicit_bounds[:_MAX_BUCKETS]]
                 labels = [f"≤ {b}" for b in bounds] + ([f"> {bounds[-1]}"] if bounds else ["all"])
-                point["buckets"] = [[lab, int(c)] for lab, c in zip(labels, p.bucket_counts)]
+                point["buckets"] = [[lab, int(c)] for lab, c in zip(labels, p.bucket_counts[: _MAX_BUCKETS + 1])]
         else:
             point["v"] = _display(p.value, 60) if p.value is not None else None
         g["points"].append(point)
     return list(groups.values())
 
 
+_MAX_BUCKETS = 200
+
+
 def _lint_data(report: LintReport | None, spans: Sequence[Span]) -> list[dict[str, Any]] | None:
     if report is None:
         return None
     forest = SpanForest(spans)
-    by_path: dict[str, list[str]] = {}
-    for i in range(len(forest.spans)):
-        s = forest.spans[i]
-        by_path.setdefault(" > ".join(forest.path(i)), []).append(_key(s.trace_id, s.span_id))
+    by_name: dict[str, list[int]] = {}
+    for i, s in enumerate(forest.spans):
+        by_name.setdefault(s.name, []).append(i)
+
+    def named(where: str) -> list[str]:
+        """The spans at the path ``root > ... > name`` a finding names (a metric's name finds none).
+        Each candidate is checked upwards for as many levels as the path has: no path is built."""
+        parts = where.split(" > ")
+        found = []
+        for i in by_name.get(parts[-1], [])[:1000]:
+            node: int | None = i
+            for name in reversed(parts):
+                if node is None or forest.spans[node].name != name:
+                    break
+                node = forest.parent[node]
+            else:
+                if node is None:
+                    found.append(_key(forest.spans[i].trace_id, forest.spans[i].span_id))
+                    if len(found) == 50:
+                        break
+        return found
+
     return [{"rule": f.rule, "sev": f.severity, "where": _clip(f.where, 2000), "msg": _clip(f.message, 5000),
-             "spans": by_path.get(f.where, [])[:50]} for f in report.findings[:2000]]
+             "spans": named(f.where)} for f in report.findings[:2000]]
 
 
 def _check_data(result: Any, lim: Limits) -> list[dict[str, Any]]:

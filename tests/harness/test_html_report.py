@@ -106,6 +106,25 @@ traces:
     assert check["expected"] == "root\n├─ first\n└─ ghost {a: 1}"
 
 
+def test_lint_findings_name_the_spans_at_their_path() -> None:
+    from telemetry_asserts.lint import Finding, LintReport
+
+    spans = _spans() + (model.Span("leaf", 5, 8, 4),)  # a second "leaf", under "second"
+    report = LintReport([Finding("r", "m", "root > first > leaf"), Finding("r", "m", "root > second > leaf"),
+                         Finding("r", "m", "first > leaf"), Finding("r", "m", "some.metric")])
+    data = report_data(model.Telemetry(spans), lint_report=report)
+    assert [f["spans"] for f in data["lint"]] == [[f"{5:032x}:{3:016x}"], [f"{5:032x}:{8:016x}"], [], []]
+
+
+def test_histogram_buckets_become_bars_and_exponential_ones_stay_summaries() -> None:
+    points = (model.MetricPoint("h", model.MetricKind.HISTOGRAM, count=3, sum=2.5, bucket_counts=(1, 2, 0),
+                                explicit_bounds=(1.0, 2.0)),
+              model.MetricPoint("e", model.MetricKind.EXPONENTIAL_HISTOGRAM, count=3, sum=2.5, bucket_counts=(1, 2)))
+    e, h = report_data(model.Telemetry((), points))["metrics"]
+    assert h["points"][0]["buckets"] == [["≤ 1.0", 1], ["≤ 2.0", 2], ["> 2.0", 0]]
+    assert "buckets" not in e["points"][0] and e["points"][0]["count"] == 3
+
+
 def test_untrusted_sizes_are_bounded_and_say_what_was_cut() -> None:
     many = {f"k{i}": "x" * 50 for i in range(10)}
     spans = tuple(model.Span(f"s{i}", 1, i + 1, None, attributes=A(many)) for i in range(20))
