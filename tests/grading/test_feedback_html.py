@@ -85,6 +85,21 @@ def test_feedback_page_shows_expected_beside_the_run(browser: Any, tmp_path: Pat
         assert page.dialogs == [] and page.errors == []
 
 
+def test_gradescopes_html_output_renders_as_text(browser: Any, tmp_path: Path) -> None:
+    doc = gradescope_results(_result(tmp_path), html=True)
+    page_file = tmp_path / "gradescope.html"
+    page_file.write_text(f"<!DOCTYPE html><meta charset=utf-8><div id=app>{doc['output']}</div>"
+                         "<script>document.body.dataset.ready = '1'</script>")
+    with opened(browser, page_file) as page:
+        p = page.page
+        cells = p.locator("#app table").first.locator("td pre").all_inner_texts()
+        assert cells[0] == "process_file\n└─ write_output\n   └─ write_metadata"
+        assert cells[1].endswith(f"└─ {PROBE}")
+        assert PROBE in p.locator("#app table").nth(1).inner_text()  # the waterfall's span names, as text
+        assert p.evaluate("() => document.querySelectorAll('#app img, #app script').length") == 0
+        assert page.dialogs == []
+
+
 def test_the_starters_feedback_html_shows_its_real_run(browser: Any, graded_course: GradedCourse) -> None:
     page_file = graded_course.out / "results" / "starter" / "feedback.html"
     with opened(browser, page_file) as page:
