@@ -203,6 +203,8 @@ class TelemetrySetup:
     prometheus_address: tuple[str, int] | None = None
     _span_processors: list[Any] = field(default_factory=list, repr=False)
     _log_processors: list[Any] = field(default_factory=list, repr=False)
+    _local_span_processors: list[Any] = field(default_factory=list, repr=False)
+    _local_log_processors: list[Any] = field(default_factory=list, repr=False)
     _error_filter: _ExportErrorFilter = field(default_factory=_ExportErrorFilter, repr=False)
     _filtered_loggers: list[logging.Logger] = field(default_factory=list, repr=False)
     _prometheus_server: Any = field(default=None, repr=False)
@@ -221,6 +223,15 @@ class TelemetrySetup:
         if self._telemetry is None:
             self._telemetry = PipelineTelemetry(self.tracer_provider, self.meter_provider)
         return self._telemetry
+
+    def adopt(self, finished: Any) -> None:
+        """Give another process's finished spans and logs (a :class:`pipeline.spandata.FinishedTelemetry`)
+        to this setup's in-process processors only: console and the ``extra_*`` ones (summary,
+        in-memory). Never to the OTLP exporters: a worker exports over OTLP itself (see
+        :func:`worker_env`), so handing them to ours would export them twice."""
+        from pipeline.spandata import adopt_into
+
+        adopt_into(self._local_span_processors, self._local_log_processors, finished)
 
     def instrument_logging(self, level: int = logging.NOTSET) -> logging.Handler:
         """Bridge the root logger to OpenTelemetry logs (records carry the current trace/span ids).
@@ -425,6 +436,23 @@ def resource_from_env(env: Mapping[str, str]) -> Any:
     return Resource(attrs)
 
 
+def worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``OTEL_*`` environment a worker process configures its SDK from: the parent's, with only the
+    out-of-process exporters (``otlp``) for traces and logs and no metric exporter.
+
+    The rule that keeps every span exported exactly once: a worker exports what leaves the machine
+    (OTLP) itself, right after each task; everything in-process (console, the summary, in-memory
+    extras) belongs to the parent, which receives the worker's finished spans and logs as data and
+    gives them only to those processors (:meth:`TelemetrySetup.adopt`). Metrics are the parent's.
+    """
+    out = dict(env)
+    for signal in ("traces", "logs"):
+        kept = [n for n in _choices(env, signal) if n == "otlp"]
+        out[f"OTEL_{signal.upper()}_EXPORTER"] = ",".join(kept) or "none"
+    out["OTEL_METRICS_EXPORTER"] = "none"
+    return out
+
+
 def configure_from_env(
     env: Mapping[str, str] | None = None,
     *,
@@ -459,12 +487,14 @@ def configure_from_env(
         raise TelemetryConfigError(f"OTEL_METRIC_EXPORT_INTERVAL={interval_raw!r} is not milliseconds") from exc
 
     span_processors: list[Any] = []
+    local_span_processors: list[Any] = []
     for name in chosen["traces"]:
         if name == "otlp":
             span_processors.append(BatchSpanProcessor(_otlp_exporter(env, "traces")))
         else:
-            span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
-    span_processors.extend(extra_span_processors)
+            local_span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
+    local_span_processors.extend(extra_span_processors)
+    span_processors.extend(local_span_processors)
 
     readers: list[Any] = []
     prometheus: tuple[str, int] | None = None
@@ -495,12 +525,14 @@ def configure_from_env(
     readers.extend(extra_metric_readers)
 
     log_processors: list[Any] = []
+    local_log_processors: list[Any] = []
     for name in chosen["logs"]:
         if name == "otlp":
             log_processors.append(BatchLogRecordProcessor(_otlp_exporter(env, "logs")))
         else:
-            log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
-    log_processors.extend(extra_log_processors)
+            local_log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
+    local_log_processors.extend(extra_log_processors)
+    log_processors.extend(local_log_processors)
 
     tracer_provider = TracerProvider(resource=resource, sampler=sampler_from_env(env))
     for proc in span_processors:
@@ -518,6 +550,8 @@ def configure_from_env(
         prometheus_address=prometheus,
         _span_processors=span_processors,
         _log_processors=log_processors,
+        _local_span_processors=local_span_processors,
+        _local_log_processors=local_log_processors,
         _prometheus_server=server,
     )
     setup._install_error_filter()
@@ -539,4 +573,5 @@ __all__ = [
     "default_telemetry",
     "resource_from_env",
     "sampler_from_env",
+    "worker_env",
 ]
