@@ -49,7 +49,7 @@ from pipeline.writer import ensure_output_dir
 log = logging.getLogger("pipeline.parallel")
 #: How long to wait for a Dask scheduler to answer before saying it is not there.
 DASK_CONNECT_TIMEOUT_S = 3.0
-START_A_SCHEDULER = "start one with `dask scheduler`, then `dask worker ADDRESS` on each worker machine"
+START_A_SCHEDULER = "start one with `dask scheduler`, then `dask worker {address}` (see the README)"
 _PROPAGATOR = TraceContextTextMapPropagator()
 T = TypeVar("T")
 R = TypeVar("R")
@@ -75,9 +75,9 @@ def check_scheduler(address: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S) -> 
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
-        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
         raise SchedulerUnreachableError(
-            f"no Dask scheduler at {address} ({why} after at most {timeout_s:g} s); {START_A_SCHEDULER}"
+            f"no Dask scheduler at {address} ({why}); {START_A_SCHEDULER.format(address=address)}"
         ) from None
 
 
@@ -88,7 +88,8 @@ def _dask_client(address: str) -> Any:
     try:
         return Client(address, set_as_default=False, timeout=DASK_CONNECT_TIMEOUT_S)
     except OSError as exc:
-        raise SchedulerUnreachableError(f"Dask scheduler at {address} did not answer: {exc}; {START_A_SCHEDULER}") from None
+        raise SchedulerUnreachableError(
+            f"Dask scheduler at {address} did not answer: {exc}; {START_A_SCHEDULER.format(address=address)}") from None
 
 
 # ------------------------------------------------------------------------------------------------
