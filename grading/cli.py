@@ -84,6 +84,8 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
         parser.error("-j must be >= 1")
     if args.timeout_s <= 0 or args.memory_mb < 128:
         parser.error("--timeout-s must be > 0 and --memory-mb >= 128")
+    # "." and ".." have no name of their own: grade them under their directory's name
+    args.submissions = [p.resolve() if p.name in ("", "..") else p for p in args.submissions]
     missing = [str(p) for p in args.submissions if not p.exists()]
     if missing:
         parser.error(f"no such submission: {', '.join(missing)}")

@@ -104,3 +104,23 @@ def test_a_stage_parameter_without_a_check_is_refused_at_registration() -> None:
 
     with pytest.raises(TypeError, match=r"smooth: check_params takes \[\], the stage \['fwhm_mm'\]"):
         _spec("smooth", smooth, check_nothing)
+
+
+def test_the_command_in_the_starters_exercises_md_works_from_the_starter(tmp_path: Path) -> None:
+    import re
+
+    starter = tmp_path / "starter"
+    made = _grade("starter", str(starter))
+    assert made.returncode == 0, made.stderr
+    handout = (starter / "EXERCISES.md").read_text(encoding="utf-8")
+    commands = re.findall(r"`(neuro-grade [^`]+|pytest [^`]+)`", handout)
+    assert commands == ["neuro-grade grade .", "neuro-grade grade . -v"]
+    for command in commands:
+        argv = command.split()[1:]  # run as the student would, from the starter directory
+        # -P: the starter's own pipeline/ must not shadow the grader's imports (as with the console script)
+        proc = subprocess.run([sys.executable, "-P", "-m", "grading.cli", *argv], cwd=starter, capture_output=True,
+                              text=True, timeout=300, check=False, env=CLEAN_ENV)
+        assert proc.returncode == 0, proc.stderr  # graded: the starter runs, its TODOs score nothing yet
+        assert proc.stderr.startswith("graded starter: 0/28 (ok, "), proc.stderr
+        assert any(line.startswith("starter ") and line.endswith(" ok") for line in proc.stdout.splitlines())
+    assert "expected" in proc.stdout  # -v: the feedback of each check
