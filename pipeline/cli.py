@@ -333,26 +333,32 @@ def _process_batch(args: argparse.Namespace, inputs: Sequence[Path], config: Any
         if not in_workers or result.status == "skipped":  # workers advance it as files finish
             progress.file_done()
 
-    runner = None
-    if in_workers:
-        def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[Any]:
-            from pipeline.parallel import SchedulerUnreachableError
-
-            try:
-                return run_batch(
-                    paths, args.output_dir, config, batch_context=batch_context, workers=args.workers,
-                    dask_scheduler=args.dask_scheduler, env=dict(env), telemetry=telemetry,
-                    on_result=lambda _result: progress.file_done(), adopt=setup.adopt,
-                )
-            except SchedulerUnreachableError as exc:  # it went away since the check
-                raise UsageError(str(exc)) from None
-
     batch = process_batch(
         inputs, args.output_dir, config, telemetry=telemetry, registry=registry, resume=args.resume,
         on_result=on_result, on_plan=lambda todo, done: progress.write(f"{todo} to process, {done} already done", stdout),
-        runner=runner, on_stage=progress.on_stage,
+        runner=_worker_runner(args, config, setup, run_batch, env, progress) if in_workers else None,
+        on_stage=progress.on_stage,
     )
     return list(batch.results)
+
+
+def _worker_runner(args: argparse.Namespace, config: Any, setup: Any, run_batch: Any, env: Mapping[str, str],
+                   progress: _Progress) -> Any:
+    """``process_batch``'s runner: the files on the pool or Dask; their spans and logs come back to
+    this process's in-process outputs (``setup.adopt``), the progress advances as each file ends."""
+    from pipeline.parallel import SchedulerUnreachableError
+
+    def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[Any]:
+        try:
+            return run_batch(
+                paths, args.output_dir, config, batch_context=batch_context, workers=args.workers,
+                dask_scheduler=args.dask_scheduler, env=dict(env), telemetry=setup.telemetry(),
+                on_result=lambda _result: progress.file_done(), adopt=setup.adopt,
+            )
+        except SchedulerUnreachableError as exc:  # it went away since the check
+            raise UsageError(str(exc)) from None
+
+    return runner
 
 
 def _print_totals(results: Sequence[Any], failures: Sequence[Any], output_dir: Path, stdout: TextIO) -> None:
