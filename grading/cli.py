@@ -84,6 +84,8 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
         parser.error("-j must be >= 1")
     if args.timeout_s <= 0 or args.memory_mb < 128:
         parser.error("--timeout-s must be > 0 and --memory-mb >= 128")
+    # "." and ".." have no name of their own: grade them under their directory's name
+    args.submissions = [p.resolve() if p.name in ("", "..") else p for p in args.submissions]
     missing = [str(p) for p in args.submissions if not p.exists()]
     if missing:
         parser.error(f"no such submission: {', '.join(missing)}")
@@ -93,9 +95,19 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
         parser.error(str(exc))
     config = GradeConfig(timeout_s=args.timeout_s, memory_mb=args.memory_mb)
 
+    if args.dask_scheduler:
+        from pipeline.parallel import SchedulerUnreachableError, check_scheduler
+
+        try:
+            check_scheduler(args.dask_scheduler)
+        except SchedulerUnreachableError as exc:
+            print(f"neuro-grade: error: {exc}", file=sys.stderr)
+            return 2, []
+
     def progress(result: SubmissionResult) -> None:
         print(
-            f"graded {result.name}: {result.score:g}/{result.max_score:g} ({result.status}, {result.duration_s:.1f} s)",
+            f"graded {result.name}: {result.score:g}/{result.max_score:g} ({_status_text(result)}, "
+            f"{result.duration_s:.1f} s)",
             file=sys.stderr,
         )
 
@@ -119,6 +131,14 @@ def _grade(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[i
     if args.csv:
         write_csv(results, args.csv)
     return (0 if all(r.status == "ok" for r in results) else 1), results
+
+
+def _status_text(result: SubmissionResult, limit: int = 300) -> str:
+    """``ok``, or the status and why (the first line of the problem, bounded), e.g. ``invalid: no pipeline/``."""
+    if result.status == "ok" or not result.problem.strip():
+        return result.status
+    reason = result.problem.strip().splitlines()[0]
+    return f"{result.status}: {reason[:limit]}{'...' if len(reason) > limit else ''}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with OTEL_METRICS_EXPORTER=prometheus: keep the /metrics endpoint up this long after the run, "
         "so a scraper sees the final values (Ctrl-C ends it early)",
     )
+    out.add_argument("--no-progress", action="store_true", help="no progress display (shown only on a terminal)")
     out.add_argument("-v", "--verbose", action="count", default=0, help="more console logging (-v info, -vv debug)")
     out.add_argument("--log-level", choices=_LEVELS, type=str.upper, help="console log level (default WARNING)")
 
@@ -91,7 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--resume", action="store_true", help="skip inputs already done with the same checksum and parameters")
     b.add_argument("--workers", type=_positive_int, default=1, help="worker processes (a spawned pool; 1 = in this process)")
     b.add_argument("--dask-scheduler", metavar="ADDRESS", help="run the files on this Dask scheduler")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -146,38 +147,52 @@ def _console_level(args: argparse.Namespace) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
 
 
-def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    from pipeline.errors import OutputError, PipelineError
-    from pipeline.processor import FileResult, discover_inputs, inputs_from, process_batch, process_file
-    from pipeline.registry import RegistryError, RunRegistry
-    from pipeline.summary import TelemetrySummary
-    from pipeline.telemetry import DEFAULT_SHUTDOWN_TIMEOUT_S, TelemetryConfigError, configure_from_env
-    from pipeline.writer import ensure_output_dir
-
-    config = config_from_args(args)
-    parallel = getattr(args, "workers", 1) > 1 or getattr(args, "dask_scheduler", None)
-    run_batch: Any = None
-    if parallel:
-        try:
-            from pipeline.parallel import run_batch
-        except ImportError:
-            raise UsageError("--workers > 1 and --dask-scheduler are not available (pipeline.parallel is missing)") from None
-    if args.command == "batch":
-        try:
-            inputs = discover_inputs(args.input_dir)
-        except PipelineError as exc:
-            raise UsageError(str(exc)) from None
-        if not inputs:
-            raise UsageError(f"no NIfTI inputs found in {args.input_dir} (sub-*/anat/*_T1w.nii[.gz] or *.nii[.gz])")
-    else:
-        inputs = inputs_from(args.files)
-
-    summary = TelemetrySummary() if args.telemetry_summary else None
+def _batch_runner(args: argparse.Namespace) -> Any:
+    """``pipeline.parallel.run_batch`` when the files run in other processes, else None; a Dask
+    scheduler that is not there is a usage error now, before any work."""
+    dask_scheduler = getattr(args, "dask_scheduler", None)
+    if getattr(args, "workers", 1) <= 1 and not dask_scheduler:
+        return None
     try:
-        setup = configure_from_env(env, **(summary.extras() if summary else {}))
+        from pipeline.parallel import SchedulerUnreachableError, check_scheduler, run_batch
+    except ImportError:
+        raise UsageError("--workers > 1 and --dask-scheduler are not available (pipeline.parallel is missing)") from None
+    if dask_scheduler:
+        try:
+            check_scheduler(dask_scheduler)
+        except SchedulerUnreachableError as exc:
+            raise UsageError(str(exc)) from None
+    return run_batch
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files to process: discovered in the batch folder, or as given."""
+    from pipeline.errors import PipelineError
+    from pipeline.processor import discover_inputs, inputs_from
+
+    if args.command != "batch":
+        return inputs_from(args.files)
+    try:
+        inputs = discover_inputs(args.input_dir)
+    except PipelineError as exc:
+        raise UsageError(str(exc)) from None
+    if not inputs:
+        raise UsageError(f"no NIfTI inputs found in {args.input_dir} (sub-*/anat/*_T1w.nii[.gz] or *.nii[.gz])")
+    return inputs
+
+
+def _telemetry_setup(env: Mapping[str, str], summary: Any) -> Any:
+    from pipeline.telemetry import TelemetryConfigError, configure_from_env
+
+    try:
+        return configure_from_env(env, **(summary.extras() if summary else {}))
     except TelemetryConfigError as exc:
         raise UsageError(str(exc)) from None
 
+
+@contextmanager
+def _console_logging(args: argparse.Namespace, stderr: TextIO, setup: Any) -> Iterator[None]:
+    """One-line console logs on stderr and the root logger bridged to OpenTelemetry; restored after."""
     root = logging.getLogger()
     console_level = _console_level(args)
     console = logging.StreamHandler(stderr)
@@ -189,87 +204,209 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stder
     root.setLevel(bridge_level)
     root.addHandler(console)
     setup.instrument_logging(level=bridge_level)
-
-    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
-
-    sqlite_instrumentor = SQLite3Instrumentor()
-    # Instrumentors are process-wide singletons: only undo what this run did.
-    we_instrumented = not sqlite_instrumentor.is_instrumented_by_opentelemetry
-    if we_instrumented:
-        sqlite_instrumentor.instrument(tracer_provider=setup.tracer_provider)
-    telemetry = setup.telemetry()
-    failures: list[FileResult] = []
     try:
-        output_problem: str | None = None
-        registry = None
-        try:
-            ensure_output_dir(args.output_dir)
-            registry = RunRegistry.in_dir(args.output_dir)
-        except (OutputError, RegistryError) as exc:
-            output_problem = str(exc)
-            print(f"{PROG}: error: {output_problem}", file=stderr)
-
-        def report(result: FileResult) -> None:
-            if result.status == "failed":
-                failures.append(result)
-                if output_problem is None:
-                    _write_line(f"{PROG}: failed: {result.error}", stderr, bar)
-
-        bar = None
-        if args.command == "batch":
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(inputs), unit="file", file=stderr, disable=True if args.no_progress else None,
-                       desc="preprocessing", leave=False)
-
-            def on_result(result: FileResult) -> None:
-                report(result)
-                if run_batch is None or result.status == "skipped":  # workers advance it as files finish
-                    bar.update(1)
-
-            def on_plan(todo: int, done: int) -> None:
-                _write_line(f"{todo} to process, {done} already done", stdout, bar)
-
-            runner = None
-            if run_batch is not None:
-                def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[FileResult]:
-                    return run_batch(
-                        paths, args.output_dir, config, batch_context=batch_context, workers=args.workers,
-                        dask_scheduler=args.dask_scheduler, env=dict(env), telemetry=telemetry,
-                        on_result=lambda _result: bar.update(1),
-                    )
-            batch = process_batch(
-                inputs, args.output_dir, config, telemetry=telemetry, registry=registry,
-                resume=args.resume, on_result=on_result, on_plan=on_plan, runner=runner,
-            )
-            bar.close()
-            results = list(batch.results)
-        else:
-            results = []
-            for path in inputs:
-                result = process_file(path, args.output_dir, config, telemetry=telemetry, registry=registry)
-                report(result)
-                results.append(result)
-
-        ok = sum(r.status == "success" for r in results)
-        skipped = sum(r.status == "skipped" for r in results)
-        print(
-            f"{len(results)} input{'s' if len(results) != 1 else ''}: {ok} succeeded, {len(failures)} failed, "
-            f"{skipped} already done (output: {args.output_dir})",
-            file=stdout,
-        )
-        if summary is not None:
-            sampler = env.get("OTEL_TRACES_SAMPLER")
-            note = f"OTEL_TRACES_SAMPLER={sampler}" if sampler else None
-            print(summary.render(sampler_note=note), file=stdout)
-        _serve_metrics(setup.prometheus_address, args.serve_metrics_s, stderr)
+        yield
     finally:
-        if we_instrumented:
-            sqlite_instrumentor.uninstrument()
-        setup.shutdown(DEFAULT_SHUTDOWN_TIMEOUT_S)
         root.removeHandler(console)
         root.setLevel(previous_root_level)
-    return 1 if failures else 0
+
+
+@contextmanager
+def _sqlite_traced(tracer_provider: Any) -> Iterator[None]:
+    """The run registry's sqlite3 cursors traced; instrumentors are process-wide singletons, so
+    only undo what this run did."""
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+    instrumentor = SQLite3Instrumentor()
+    we_instrumented = not instrumentor.is_instrumented_by_opentelemetry
+    if we_instrumented:
+        instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        yield
+    finally:
+        if we_instrumented:
+            instrumentor.uninstrument()
+
+
+def _open_output(output_dir: Path, stderr: TextIO) -> tuple[Any, str | None]:
+    """The run registry in ``output_dir``, or (None, the problem) after printing it once: each file
+    then fails with the writer's error, which is not repeated per file."""
+    from pipeline.errors import OutputError
+    from pipeline.registry import RegistryError, RunRegistry
+    from pipeline.writer import ensure_output_dir
+
+    try:
+        ensure_output_dir(output_dir)
+        return RunRegistry.in_dir(output_dir), None
+    except (OutputError, RegistryError) as exc:
+        print(f"{PROG}: error: {exc}", file=stderr)
+        return None, str(exc)
+
+
+class _Progress:
+    """Progress on stderr when it is a terminal (tqdm's own TTY test; never in a pipe or file).
+
+    ``batch``: a bar over files; ``process``: a bar over every (file, stage) step, its description
+    naming the file and the stage that is running. Lines written through :meth:`write` do not tear
+    the bar.
+    """
+
+    def __init__(self, stream: TextIO, *, files: int, stages: int, per_stage: bool, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.stages = stages
+        self.per_stage = per_stage
+        self.files_done = 0
+        self.bar = tqdm(total=files * stages if per_stage else files, unit="stage" if per_stage else "file",
+                        file=stream, disable=None if enabled else True, desc="preprocessing", leave=False,
+                        dynamic_ncols=True)
+
+    @property
+    def active(self) -> bool:
+        return not self.bar.disable
+
+    def on_stage(self, path: Path, index: int, stage: str) -> None:
+        """A stage of ``path`` starts (``process_file``'s ``on_stage``)."""
+        if self.per_stage:
+            self.bar.n = self.files_done * self.stages + index
+            self.bar.set_description(f"{path.name}: {stage} ({index + 1}/{self.stages})")
+        else:
+            self.bar.set_postfix_str(f"{path.name}: {stage}")
+
+    def file_done(self) -> None:
+        self.files_done += 1
+        if self.per_stage:
+            self.bar.n = self.files_done * self.stages
+            self.bar.refresh()
+        else:
+            self.bar.update(1)
+
+    def write(self, text: str, stream: TextIO) -> None:
+        if self.active:
+            self.bar.write(text, file=stream)
+        else:
+            print(text, file=stream)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _Reporter:
+    """Collects the results and prints one line per failed input (unless the output dir already
+    failed: that was said once)."""
+
+    def __init__(self, stderr: TextIO, progress: _Progress, quiet: bool) -> None:
+        self.stderr, self.progress, self.quiet = stderr, progress, quiet
+        self.failures: list[Any] = []
+
+    def __call__(self, result: Any) -> None:
+        if result.status == "failed":
+            self.failures.append(result)
+            if not self.quiet:
+                self.progress.write(f"{PROG}: failed: {result.error}", self.stderr)
+
+
+def _process_files(args: argparse.Namespace, inputs: Sequence[Path], config: Any, telemetry: Any, registry: Any,
+                   progress: _Progress, report: _Reporter) -> list[Any]:
+    from pipeline.processor import process_file
+
+    results = []
+    for path in inputs:
+        result = process_file(path, args.output_dir, config, telemetry=telemetry, registry=registry,
+                              on_stage=progress.on_stage)
+        progress.file_done()
+        report(result)
+        results.append(result)
+    return results
+
+
+def _process_batch(args: argparse.Namespace, inputs: Sequence[Path], config: Any, setup: Any, registry: Any,
+                   run_batch: Any, env: Mapping[str, str], progress: _Progress, report: _Reporter,
+                   stdout: TextIO) -> list[Any]:
+    from pipeline.processor import process_batch
+
+    telemetry = setup.telemetry()
+    in_workers = run_batch is not None
+
+    def on_result(result: Any) -> None:
+        report(result)
+        if not in_workers or result.status == "skipped":  # workers advance it as files finish
+            progress.file_done()
+
+    batch = process_batch(
+        inputs, args.output_dir, config, telemetry=telemetry, registry=registry, resume=args.resume,
+        on_result=on_result, on_plan=lambda todo, done: progress.write(f"{todo} to process, {done} already done", stdout),
+        runner=_worker_runner(args, config, setup, run_batch, env, progress) if in_workers else None,
+        on_stage=progress.on_stage,
+    )
+    return list(batch.results)
+
+
+def _worker_runner(args: argparse.Namespace, config: Any, setup: Any, run_batch: Any, env: Mapping[str, str],
+                   progress: _Progress) -> Any:
+    """``process_batch``'s runner: the files on the pool or Dask; their spans and logs come back to
+    this process's in-process outputs (``setup.adopt``), the progress advances as each file ends."""
+    from pipeline.parallel import SchedulerUnreachableError
+
+    def runner(paths: Sequence[Path], batch_context: Any) -> Sequence[Any]:
+        try:
+            return run_batch(
+                paths, args.output_dir, config, batch_context=batch_context, workers=args.workers,
+                dask_scheduler=args.dask_scheduler, env=dict(env), telemetry=setup.telemetry(),
+                on_result=lambda _result: progress.file_done(), adopt=setup.adopt,
+            )
+        except SchedulerUnreachableError as exc:  # it went away since the check
+            raise UsageError(str(exc)) from None
+
+    return runner
+
+
+def _print_totals(results: Sequence[Any], failures: Sequence[Any], output_dir: Path, stdout: TextIO) -> None:
+    ok = sum(r.status == "success" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(
+        f"{len(results)} input{'s' if len(results) != 1 else ''}: {ok} succeeded, {len(failures)} failed, "
+        f"{skipped} already done (output: {output_dir})",
+        file=stdout,
+    )
+
+
+def _print_summary(summary: Any, env: Mapping[str, str], stdout: TextIO) -> None:
+    sampler = env.get("OTEL_TRACES_SAMPLER")
+    print(summary.render(sampler_note=f"OTEL_TRACES_SAMPLER={sampler}" if sampler else None), file=stdout)
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    """Validate everything (options, stage parameters, inputs, ``OTEL_*``, the Dask scheduler), then
+    set up telemetry, process, print the totals and the summary, and shut telemetry down."""
+    from pipeline.summary import TelemetrySummary
+    from pipeline.telemetry import DEFAULT_SHUTDOWN_TIMEOUT_S
+
+    config = config_from_args(args)
+    run_batch = _batch_runner(args)
+    inputs = _inputs(args)
+    summary = TelemetrySummary() if args.telemetry_summary else None
+    setup = _telemetry_setup(env, summary)
+    with ExitStack() as stack:
+        stack.enter_context(_console_logging(args, stderr, setup))
+        stack.callback(setup.shutdown, DEFAULT_SHUTDOWN_TIMEOUT_S)
+        stack.enter_context(_sqlite_traced(setup.tracer_provider))
+        registry, output_problem = _open_output(args.output_dir, stderr)
+        batch = args.command == "batch"
+        progress = _Progress(stderr, files=len(inputs), stages=len(config.stages), per_stage=not batch,
+                             enabled=not args.no_progress)
+        stack.callback(progress.close)
+        report = _Reporter(stderr, progress, quiet=output_problem is not None)
+        if batch:
+            results = _process_batch(args, inputs, config, setup, registry, run_batch, env, progress, report, stdout)
+        else:
+            results = _process_files(args, inputs, config, setup.telemetry(), registry, progress, report)
+        progress.close()
+        _print_totals(results, report.failures, args.output_dir, stdout)
+        if summary is not None:
+            _print_summary(summary, env, stdout)
+        _serve_metrics(setup.prometheus_address, args.serve_metrics_s, stderr)
+    return 1 if report.failures else 0
 
 
 def _serve_metrics(address: tuple[str, int] | None, seconds: float, stderr: TextIO) -> None:
@@ -286,13 +423,6 @@ def _serve_metrics(address: tuple[str, int] | None, seconds: float, stderr: Text
         time.sleep(seconds)
     except KeyboardInterrupt:
         pass
-
-
-def _write_line(text: str, stream: TextIO, bar: Any) -> None:
-    if bar is not None and not bar.disable:
-        bar.write(text, file=stream)
-    else:
-        print(text, file=stream)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,

@@ -2,9 +2,20 @@
 
 One trace per file, all tied to the batch: the ``process_batch`` span's context travels to the
 workers in a W3C ``traceparent`` carrier, and each file's ``process_file`` root carries a span link to
-it. Each worker process sets up its own SDK from the same ``OTEL_*`` variables (once, lazily) and
-flushes spans and logs after every task, so nothing is lost when a worker exits (see NOTES.md: forked
-children exit with ``os._exit``; spawned ones start with no provider).
+it. Each worker process sets up its own SDK (once, lazily) from the batch's ``OTEL_*`` variables as
+:func:`pipeline.telemetry.worker_env` rewrites them, and flushes after every task, so nothing is lost
+when a worker exits (see NOTES.md: forked children exit with ``os._exit``; spawned ones start with no
+provider).
+
+Where a worker's spans and logs go, exactly once each:
+
+* out of the machine (OTLP): the worker exports them itself, right after the task;
+* in the parent's process (console, ``--telemetry-summary``, any in-memory extra): the worker also
+  collects them in memory and returns them with the task's result, as plain data
+  (:class:`pipeline.spandata.FinishedTelemetry`); the parent hands them to its *in-process*
+  processors only (``adopt``, e.g. :meth:`pipeline.telemetry.TelemetrySetup.adopt`), never to its
+  OTLP exporters, and the worker has no console exporter of its own. So the parent's summary shows
+  every file's trace, the same with the pool and with Dask, and the collector receives each span once.
 
 Metrics are recorded once, in the parent: a worker's :class:`PipelineTelemetry` runs on a meter that
 records raw measurements (instrument, value, attributes) instead of aggregating them; they travel back
@@ -31,13 +42,55 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
 from pipeline.processor import FileResult, describe_error
-from pipeline.telemetry import STATUS_FAILED, PipelineTelemetry, default_telemetry
+from pipeline.spandata import FinishedTelemetry, WorkerCollector
+from pipeline.telemetry import STATUS_FAILED, PipelineTelemetry, default_telemetry, worker_env
 from pipeline.writer import ensure_output_dir
 
 log = logging.getLogger("pipeline.parallel")
+#: How long to wait for a Dask scheduler to answer before saying it is not there.
+DASK_CONNECT_TIMEOUT_S = 3.0
+START_A_SCHEDULER = "start one with `dask scheduler`, then `dask worker {address}` (see the README)"
 _PROPAGATOR = TraceContextTextMapPropagator()
 T = TypeVar("T")
 R = TypeVar("R")
+
+class SchedulerUnreachableError(PipelineError):
+    """The Dask scheduler address is malformed or nothing answers there."""
+
+
+def check_scheduler(address: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`SchedulerUnreachableError` (one line) unless ``address`` is a well-formed Dask
+    address whose TCP port accepts a connection within ``timeout_s`` (other transports: format only)."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else (None, None)
+    except (ValueError, TypeError) as exc:
+        raise SchedulerUnreachableError(f"--dask-scheduler {address!r}: {exc} (expected e.g. tcp://127.0.0.1:8786)") from None
+    if host is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
+        raise SchedulerUnreachableError(
+            f"no Dask scheduler at {address} ({why}); {START_A_SCHEDULER.format(address=address)}"
+        ) from None
+
+
+def _dask_client(address: str) -> Any:
+    from distributed import Client
+
+    check_scheduler(address)
+    try:
+        return Client(address, set_as_default=False, timeout=DASK_CONNECT_TIMEOUT_S)
+    except OSError as exc:
+        raise SchedulerUnreachableError(
+            f"Dask scheduler at {address} did not answer: {exc}; {START_A_SCHEDULER.format(address=address)}") from None
+
 
 # ------------------------------------------------------------------------------------------------
 # W3C carriers
@@ -145,10 +198,9 @@ class _WorkerState:
 
         from pipeline.telemetry import configure_from_env
 
-        worker_env = dict(env)
-        worker_env["OTEL_METRICS_EXPORTER"] = "none"  # metrics are replayed in the parent
         self.env_key = _env_key(env)
-        self.setup = configure_from_env(worker_env)
+        self.collector = WorkerCollector()  # what the parent's in-process processors will receive
+        self.setup = configure_from_env(worker_env(env), **self.collector.extras())
         self.setup.instrument_logging(level=logging.INFO)
         logging.getLogger().setLevel(min(logging.getLogger().level or logging.INFO, logging.INFO))
         SQLite3Instrumentor().instrument(tracer_provider=self.setup.tracer_provider)
@@ -192,11 +244,22 @@ def init_worker(env: Mapping[str, str]) -> None:
     _worker_state(env)
 
 
-def run_task(task: FileTask, env: Mapping[str, str]) -> tuple[FileResult, list[Measurement]]:
-    """Process one file in a worker; returns its result and the raw metric measurements to replay."""
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What a worker sends back for one file: its result, the raw metric measurements to replay,
+    and the spans and logs it finished (plain data)."""
+
+    result: FileResult
+    measurements: tuple[Measurement, ...] = ()
+    finished: FinishedTelemetry = FinishedTelemetry()
+
+
+def run_task(task: FileTask, env: Mapping[str, str]) -> TaskOutcome:
+    """Process one file in a worker; returns its :class:`TaskOutcome`."""
     from pipeline.processor import process_file
 
     state = _worker_state(env)
+    state.collector.take()  # nothing of an earlier, failed task leaks into this one
     tm, measurements = _recording_telemetry(state.setup.tracer_provider)
     config = PipelineConfig.create(task.stages, task.stage_params, large_file_threshold_bytes=task.large_file_threshold_bytes)
     try:
@@ -210,7 +273,7 @@ def run_task(task: FileTask, env: Mapping[str, str]) -> tuple[FileResult, list[M
         )
     finally:
         state.flush()
-    return result, measurements
+    return TaskOutcome(result, tuple(measurements), state.collector.take())
 
 
 def make_tasks(
@@ -230,16 +293,16 @@ def make_tasks(
 # ------------------------------------------------------------------------------------------------
 
 
-def _outcome(task: FileTask, future: Any) -> tuple[FileResult, Sequence[Measurement]]:
-    """A finished task's result and measurements; a worker that died (crash, killed, lost, a pickling
-    error) still yields a per-file status and its failed count."""
+def _outcome(task: FileTask, future: Any) -> TaskOutcome:
+    """A finished task's outcome; a worker that died (crash, killed, lost, a pickling error) still
+    yields a per-file status and its failed count."""
     try:
         return future.result()
     except Exception as exc:
         log.error("worker failed on %s: %s", task.path, exc, extra={"file_path": task.path})
         failed = FileResult(input_path=task.path, status=STATUS_FAILED,
                             error=f"{task.path}: worker failed: {describe_error(exc)}", error_reason="worker_failed")
-        return failed, [("files_processed", "add", 1, {"status": STATUS_FAILED})]
+        return TaskOutcome(failed, (("files_processed", "add", 1, {"status": STATUS_FAILED}),))
 
 
 def run_batch(
@@ -253,12 +316,15 @@ def run_batch(
     env: Mapping[str, str] | None = None,
     telemetry: PipelineTelemetry | None = None,
     on_result: Callable[[FileResult], None] | None = None,
+    adopt: Callable[[FinishedTelemetry], None] | None = None,
 ) -> list[FileResult]:
     """Process ``paths`` in worker processes; one result per path, in input order.
 
     With ``dask_scheduler`` the files run on that Dask cluster, else on a local pool of ``workers``
     spawned processes. ``env`` holds the ``OTEL_*`` variables the workers configure their SDK from
     (default ``os.environ``). Metrics are recorded on ``telemetry`` (default: the global providers).
+    ``adopt`` receives each task's finished spans and logs (e.g. ``TelemetrySetup.adopt``: the
+    parent's in-process processors); without it they are only where the workers exported them.
     A failing or crashing file never stops the others.
     """
     env = dict(os.environ if env is None else env)
@@ -272,11 +338,13 @@ def run_batch(
         pass  # every file then fails with the writer's clear error, in its own trace
     results: dict[int, FileResult] = {}
 
-    def finish(index: int, result: FileResult, measurements: Sequence[Measurement]) -> None:
-        replay_measurements(measurements, tm)
-        results[index] = result
+    def finish(index: int, outcome: TaskOutcome) -> None:
+        replay_measurements(outcome.measurements, tm)
+        if adopt is not None:
+            adopt(outcome.finished)
+        results[index] = outcome.result
         if on_result is not None:
-            on_result(result)
+            on_result(outcome.result)
 
     with ExitStack() as in_flight:
         for _ in tasks:  # the parent's gauge shows the files handed to workers and not yet back
@@ -289,26 +357,26 @@ def run_batch(
 
 
 def _run_on_pool(tasks: Sequence[FileTask], env: dict[str, str], workers: int,
-                 finish: Callable[[int, FileResult, Sequence[Measurement]], None]) -> None:
+                 finish: Callable[[int, TaskOutcome], None]) -> None:
     ctx = multiprocessing.get_context("spawn")  # no forked SDK threads or locks, no os._exit losses
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=ctx,
                              initializer=init_worker, initargs=(env,)) as pool:
         futures = {pool.submit(run_task, task, env): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
             i = futures[future]
-            finish(i, *_outcome(tasks[i], future))
+            finish(i, _outcome(tasks[i], future))
 
 
 def _run_on_dask(tasks: Sequence[FileTask], env: dict[str, str], address: str,
-                 finish: Callable[[int, FileResult, Sequence[Measurement]], None]) -> None:
-    from distributed import Client, as_completed as dask_as_completed
+                 finish: Callable[[int, TaskOutcome], None]) -> None:
+    from distributed import as_completed as dask_as_completed
 
-    with Client(address, set_as_default=False) as client:
+    with _dask_client(address) as client:
         futures = {client.submit(run_task, task, env, pure=False, key=f"process_file-{i}-{os.getpid()}-{id(task)}"): i
                    for i, task in enumerate(tasks)}
         for future in dask_as_completed(list(futures), loop=client.loop):
             i = futures[future]
-            finish(i, *_outcome(tasks[i], future))
+            finish(i, _outcome(tasks[i], future))
 
 
 def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str,
@@ -316,11 +384,12 @@ def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str,
     """Run ``fn`` over ``items`` on the Dask scheduler at ``address``; results in input order.
 
     ``fn`` must be importable by the workers (a module-level function, or a ``functools.partial`` of
-    one). ``on_result`` is called in the caller's thread as each result arrives. Exceptions propagate.
+    one). ``on_result`` is called in the caller's thread as each result arrives. Exceptions propagate;
+    a scheduler that is not there raises :class:`SchedulerUnreachableError` within a few seconds.
     """
-    from distributed import Client, as_completed as dask_as_completed
+    from distributed import as_completed as dask_as_completed
 
-    with Client(address, set_as_default=False) as client:
+    with _dask_client(address) as client:
         futures = client.map(fn, list(items), pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: dict[int, R] = {}
@@ -332,7 +401,11 @@ def map_on_dask(fn: Callable[[T], R], items: Sequence[T], address: str,
 
 
 __all__ = [
+    "DASK_CONNECT_TIMEOUT_S",
     "FileTask",
+    "SchedulerUnreachableError",
+    "TaskOutcome",
+    "check_scheduler",
     "extract_span_context",
     "init_worker",
     "inject_carrier",

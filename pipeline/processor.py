@@ -176,6 +176,9 @@ def _child_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any] |
             raise
 
 
+StageCallback = Callable[[Path, int, str], None]
+
+
 class _FileRun:
     """State of one file through the pipeline (used by the sync and async entry points)."""
 
@@ -186,8 +189,10 @@ class _FileRun:
         config: PipelineConfig,
         telemetry: PipelineTelemetry,
         registry: RunRegistry | None,
+        on_stage: StageCallback | None = None,
     ) -> None:
         self.path = Path(path)
+        self.on_stage = on_stage
         self.output_dir = Path(output_dir)
         self.config = config
         self.tm = telemetry
@@ -370,7 +375,9 @@ class _FileRun:
         tracer = self.tm.tracer
         state = ImageState(loaded.data, loaded.affine)
         with _child_span(tracer, "process_image", {"neuro.stages": list(self.config.stages)}):
-            for name in self.config.stages:
+            for index, name in enumerate(self.config.stages):
+                if self.on_stage is not None:
+                    self.on_stage(self.path, index, name)
                 params = self.config.params_for(name)
                 attributes: dict[str, Any] = {"neuro.stage.name": name}
                 attributes.update({f"neuro.stage.param.{k}": _attr(v) for k, v in params.items()})
@@ -466,13 +473,16 @@ def process_file(
     telemetry: PipelineTelemetry | None = None,
     registry: RunRegistry | None = None,
     batch_context: SpanContext | None = None,
+    on_stage: StageCallback | None = None,
 ) -> FileResult:
     """Process one input into ``output_dir``; a failing input gives ``status="failed"``, never an exception.
 
     ``batch_context`` (the ``process_batch`` span's context, possibly from another process) becomes a
     span link on this file's root. ``registry`` records the run (one row per input).
+    ``on_stage(path, index, stage)`` is called as each stage starts (e.g. a progress display).
     """
-    run = _FileRun(path, output_dir, config or PipelineConfig.create(), telemetry or default_telemetry(), registry)
+    run = _FileRun(path, output_dir, config or PipelineConfig.create(), telemetry or default_telemetry(), registry,
+                   on_stage)
     with run.root_span(batch_context) as root:
         return run.body(root)
 
@@ -563,6 +573,7 @@ def process_batch(
     on_result: Callable[[FileResult], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     runner: FileRunner | None = None,
+    on_stage: StageCallback | None = None,
 ) -> BatchResult:
     """Process ``paths`` (a failing input never stops the others) under a ``process_batch`` span.
 
@@ -570,7 +581,8 @@ def process_batch(
     skipped and counted as ``neuro.files.processed{status=skipped}``. ``runner(paths, batch_context)``
     replaces the in-process loop (e.g. ``pipeline.parallel.run_batch`` in a closure): it must return
     one result per path, in order; ``on_result`` is then called for each of them.
-    ``on_plan(to_process, already_done)`` is called once planned, ``on_result`` after each file.
+    ``on_plan(to_process, already_done)`` is called once planned, ``on_result`` after each file,
+    ``on_stage`` as each stage of an in-process file starts (see :func:`process_file`).
     """
     config = config or PipelineConfig.create()
     tm = telemetry or default_telemetry()
@@ -608,7 +620,8 @@ def process_batch(
                     on_result(r)
         else:
             for p in todo:
-                r = process_file(p, output_dir, config, telemetry=tm, registry=registry, batch_context=batch_context)
+                r = process_file(p, output_dir, config, telemetry=tm, registry=registry, batch_context=batch_context,
+                                 on_stage=on_stage)
                 by_path[p] = r
                 if on_result is not None:
                     on_result(r)

@@ -12,10 +12,16 @@ Two halves:
   ``OTEL_METRIC_EXPORT_INTERVAL``; ``OTEL_EXPORTER_PROMETHEUS_{HOST,PORT}``) from the mapping it is
   given and returns a :class:`TelemetrySetup`. With no variables set every exporter is ``none``.
 
-Bounded when the backend is down: an OTLP exporter whose timeout is not set in the environment gets
-:data:`DEFAULT_EXPORT_TIMEOUT_S` per request (the SDK default is 10 s), and
-:meth:`TelemetrySetup.shutdown` flushes the three signals in parallel and returns within its
-``timeout_s`` (plus a small join margin) whether or not anything answers. Export failures are
+A collector restart loses nothing, a dead one costs a bounded shutdown. The SDK's OTLP exporters
+retry a failed batch with exponential backoff (1, 2, 4 s, ...) until their timeout, then drop it:
+that timeout is the retry budget of every batch, so it must outlast a collector restart. With
+``OTEL_EXPORTER_OTLP_TIMEOUT`` unset it is :data:`DEFAULT_EXPORT_TIMEOUT_S` (the spec's 10 s: a
+batch survives an outage of about 7 s; the 3 s used before gave up after 3 s and lost the batch in
+flight during a restart). gRPC channels reconnect at most :data:`GRPC_MAX_RECONNECT_BACKOFF_MS`
+apart (gRPC's own default grows to 120 s), so a collector that is back is used at the next retry.
+Exports run in the processors' threads, never in the pipeline's; :meth:`TelemetrySetup.shutdown`
+flushes the three signals in parallel and returns within its ``timeout_s`` (plus a small join
+margin) whether or not anything answers. Export failures are
 logged once per setup, not once per batch: later ones are counted in
 :attr:`TelemetrySetup.suppressed_export_errors`.
 """
@@ -38,7 +44,13 @@ from pipeline import __version__
 
 SERVICE_NAME = "neuro-preprocess"
 SCOPE_NAME = "neuro_preprocess"
-DEFAULT_EXPORT_TIMEOUT_S = 3.0
+DEFAULT_EXPORT_TIMEOUT_S = 10.0  # the retry budget of one batch (see the module docstring)
+GRPC_MAX_RECONNECT_BACKOFF_MS = 1000
+_GRPC_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", GRPC_MAX_RECONNECT_BACKOFF_MS),
+)
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
 DEFAULT_PROMETHEUS_PORT = 9464
@@ -203,6 +215,9 @@ class TelemetrySetup:
     prometheus_address: tuple[str, int] | None = None
     _span_processors: list[Any] = field(default_factory=list, repr=False)
     _log_processors: list[Any] = field(default_factory=list, repr=False)
+    _otlp_exporters: list[Any] = field(default_factory=list, repr=False)
+    _local_span_processors: list[Any] = field(default_factory=list, repr=False)
+    _local_log_processors: list[Any] = field(default_factory=list, repr=False)
     _error_filter: _ExportErrorFilter = field(default_factory=_ExportErrorFilter, repr=False)
     _filtered_loggers: list[logging.Logger] = field(default_factory=list, repr=False)
     _prometheus_server: Any = field(default=None, repr=False)
@@ -221,6 +236,15 @@ class TelemetrySetup:
         if self._telemetry is None:
             self._telemetry = PipelineTelemetry(self.tracer_provider, self.meter_provider)
         return self._telemetry
+
+    def adopt(self, finished: Any) -> None:
+        """Give another process's finished spans and logs (a :class:`pipeline.spandata.FinishedTelemetry`)
+        to this setup's in-process processors only: console and the ``extra_*`` ones (summary,
+        in-memory). Never to the OTLP exporters: a worker exports over OTLP itself (see
+        :func:`worker_env`), so handing them to ours would export them twice."""
+        from pipeline.spandata import adopt_into
+
+        adopt_into(self._local_span_processors, self._local_log_processors, finished)
 
     def instrument_logging(self, level: int = logging.NOTSET) -> logging.Handler:
         """Bridge the root logger to OpenTelemetry logs (records carry the current trace/span ids).
@@ -266,6 +290,13 @@ class TelemetrySetup:
         threads = [threading.Thread(target=_quietly(job), name="otel-shutdown", daemon=True) for job in jobs]
         for t in threads:
             t.start()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            # still retrying a collector that does not answer: stop the exporters, which ends their
+            # retry waits and closes their connections, so nothing outlives the deadline
+            for exporter in self._otlp_exporters:
+                _quietly(exporter.shutdown)()
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()) + 0.5)
         if self._prometheus_server is not None:
@@ -363,6 +394,7 @@ def _otlp_exporter(env: Mapping[str, str], signal: str) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as gtr
 
         kwargs["insecure"] = not kwargs["endpoint"].startswith("https://")
+        kwargs["channel_options"] = _GRPC_CHANNEL_OPTIONS
         cls: dict[str, Any] = {
             "traces": gtr.OTLPSpanExporter, "metrics": gmet.OTLPMetricExporter, "logs": glog.OTLPLogExporter
         }
@@ -425,6 +457,23 @@ def resource_from_env(env: Mapping[str, str]) -> Any:
     return Resource(attrs)
 
 
+def worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``OTEL_*`` environment a worker process configures its SDK from: the parent's, with only the
+    out-of-process exporters (``otlp``) for traces and logs and no metric exporter.
+
+    The rule that keeps every span exported exactly once: a worker exports what leaves the machine
+    (OTLP) itself, right after each task; everything in-process (console, the summary, in-memory
+    extras) belongs to the parent, which receives the worker's finished spans and logs as data and
+    gives them only to those processors (:meth:`TelemetrySetup.adopt`). Metrics are the parent's.
+    """
+    out = dict(env)
+    for signal in ("traces", "logs"):
+        kept = [n for n in _choices(env, signal) if n == "otlp"]
+        out[f"OTEL_{signal.upper()}_EXPORTER"] = ",".join(kept) or "none"
+    out["OTEL_METRICS_EXPORTER"] = "none"
+    return out
+
+
 def configure_from_env(
     env: Mapping[str, str] | None = None,
     *,
@@ -458,20 +507,25 @@ def configure_from_env(
     except ValueError as exc:
         raise TelemetryConfigError(f"OTEL_METRIC_EXPORT_INTERVAL={interval_raw!r} is not milliseconds") from exc
 
+    otlp_exporters: list[Any] = []
     span_processors: list[Any] = []
+    local_span_processors: list[Any] = []
     for name in chosen["traces"]:
         if name == "otlp":
-            span_processors.append(BatchSpanProcessor(_otlp_exporter(env, "traces")))
+            otlp_exporters.append(_otlp_exporter(env, "traces"))
+            span_processors.append(BatchSpanProcessor(otlp_exporters[-1]))
         else:
-            span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
-    span_processors.extend(extra_span_processors)
+            local_span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
+    local_span_processors.extend(extra_span_processors)
+    span_processors.extend(local_span_processors)
 
     readers: list[Any] = []
     prometheus: tuple[str, int] | None = None
     server = None
     for name in chosen["metrics"]:
         if name == "otlp":
-            readers.append(PeriodicExportingMetricReader(_otlp_exporter(env, "metrics"), interval_ms))
+            otlp_exporters.append(_otlp_exporter(env, "metrics"))
+            readers.append(PeriodicExportingMetricReader(otlp_exporters[-1], interval_ms))
         elif name == "console":
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), interval_ms))
         else:
@@ -495,12 +549,15 @@ def configure_from_env(
     readers.extend(extra_metric_readers)
 
     log_processors: list[Any] = []
+    local_log_processors: list[Any] = []
     for name in chosen["logs"]:
         if name == "otlp":
-            log_processors.append(BatchLogRecordProcessor(_otlp_exporter(env, "logs")))
+            otlp_exporters.append(_otlp_exporter(env, "logs"))
+            log_processors.append(BatchLogRecordProcessor(otlp_exporters[-1]))
         else:
-            log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
-    log_processors.extend(extra_log_processors)
+            local_log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
+    local_log_processors.extend(extra_log_processors)
+    log_processors.extend(local_log_processors)
 
     tracer_provider = TracerProvider(resource=resource, sampler=sampler_from_env(env))
     for proc in span_processors:
@@ -518,6 +575,9 @@ def configure_from_env(
         prometheus_address=prometheus,
         _span_processors=span_processors,
         _log_processors=log_processors,
+        _otlp_exporters=otlp_exporters,
+        _local_span_processors=local_span_processors,
+        _local_log_processors=local_log_processors,
         _prometheus_server=server,
     )
     setup._install_error_filter()
@@ -527,6 +587,7 @@ def configure_from_env(
 __all__ = [
     "DEFAULT_EXPORT_TIMEOUT_S",
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
+    "GRPC_MAX_RECONNECT_BACKOFF_MS",
     "SCOPE_NAME",
     "SERVICE_NAME",
     "STATUS_FAILED",
@@ -539,4 +600,5 @@ __all__ = [
     "default_telemetry",
     "resource_from_env",
     "sampler_from_env",
+    "worker_env",
 ]

@@ -8,9 +8,12 @@
 # Environment:
 #   DOCKERD_LOG        where dockerd's output goes (default /tmp/dockerd.log)
 #   DOCKERD_WAIT_S     how long to wait for the engine to answer (default 60)
+#   DOCKERD_PID_FILE   where the pid of a dockerd this script starts is written (default
+#                      /tmp/neuro-dockerd.pid); it keeps running after the tests: kill "$(cat FILE)"
 set -euo pipefail
 
 log="${DOCKERD_LOG:-/tmp/dockerd.log}"
+pid_file="${DOCKERD_PID_FILE:-/tmp/neuro-dockerd.pid}"
 wait_s="${DOCKERD_WAIT_S:-60}"
 
 if docker info >/dev/null 2>&1; then
@@ -28,6 +31,8 @@ if pgrep -x dockerd >/dev/null 2>&1; then
 else
     echo "start_dockerd: starting dockerd --bridge=none --iptables=false (log: $log)"
     nohup dockerd --bridge=none --iptables=false >"$log" 2>&1 &
+    echo "$!" >"$pid_file"
+    echo "start_dockerd: dockerd pid $! (in $pid_file); it stays up: stop it with kill \"\$(cat $pid_file)\""
 fi
 
 deadline=$((SECONDS + wait_s))

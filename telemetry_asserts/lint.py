@@ -297,7 +297,7 @@ class _Linter:
                 "meaningless_attribute",
                 where,
                 f"attribute name {key!r} says nothing ({n}x): use a namespaced, specific name "
-                "(e.g. 'neuro.voxel_count')",
+                "(e.g. 'http.response.body.size')",
             )
 
     def oversize(self) -> None:

@@ -172,6 +172,21 @@ class SpanView(Sequence[Span]):
         c = self._criteria(locals())
         return self._sub(s for s in self._spans if not self._rejects(s, c))
 
+    def count(self, value: Any = None, /, **criteria: Any) -> int:  # type: ignore[override]
+        """How many spans match: ``count(name="load_file", attributes=...)`` takes :meth:`filter`'s
+        criteria, ``count("load_file")`` a name (or matcher); ``count(span)`` counts that span (the
+        ``Sequence`` meaning); ``count()`` is ``len()``."""
+        if isinstance(value, (Span, SpanAssert)):
+            if criteria:
+                raise TypeError("count(span) takes no criteria: use count(**criteria) to select")
+            target = _unwrap(value)
+            return sum(s == target for s in self._spans)
+        if value is not None:
+            if "name" in criteria:
+                raise TypeError("count() got the name twice (positionally and as name=)")
+            criteria["name"] = value
+        return len(self.filter(**criteria))
+
     def named(self, name: Any) -> SpanView:
         """Spans called ``name`` (a string or a matcher)."""
         return self.filter(name)

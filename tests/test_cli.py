@@ -223,6 +223,44 @@ def test_batch_with_workers_counts_every_file_once_in_the_parent(phantom: Path, 
     assert (code, stdout.splitlines()[0]) == (0, "0 to process, 2 already done")
 
 
+@pytest.fixture(params=["pool", "dask"])
+def parallel_option(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if request.param == "pool":
+        yield ["--workers", "2"]
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      host="127.0.0.1") as cluster:
+        yield ["--dask-scheduler", cluster.scheduler_address]
+
+
+@pytest.mark.slow
+def test_batch_summary_shows_every_file_trace_from_the_workers(phantom: Path, tmp_path: Path,
+                                                               parallel_option: list[str]) -> None:
+    inputs, out = bids(tmp_path / "in", phantom), tmp_path / "out"
+
+    code, stdout, err = run("batch", inputs, "-o", out, "--stages", "smooth", *parallel_option, "--no-progress",
+                            "--telemetry-summary")
+
+    assert (code, err) == (0, "")
+    lines = [line.split(" (")[0] for line in stdout.splitlines()]
+    # the batch's trace (process_batch, plan_batch) and one trace of 8 spans per file
+    assert "== Telemetry summary: 18 spans in 3 traces ==" in lines
+    assert lines.count("process_file") == 2 and lines.count("process_batch") == 1
+    assert lines.count("│  └─ smooth") == 2
+
+
+def test_console_exporter_prints_each_worker_span_once(phantom: Path, tmp_path: Path) -> None:
+    """Workers have no console exporter of their own: the parent prints what they send back, once."""
+    inputs, out = bids(tmp_path / "in", phantom), tmp_path / "out"
+    proc = script("batch", inputs, "-o", out, "--stages", "smooth", "--workers", "2", "--no-progress",
+                  env={"OTEL_TRACES_EXPORTER": "console"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count('"name": "process_file"') == 2
+    assert proc.stdout.count('"name": "process_batch"') == 1
+
+
 @pytest.mark.slow
 def test_acceptance_sample_head_with_telemetry_summary(sample_t1w: Path, tmp_path: Path) -> None:
     """The issue's acceptance command on the real 176x256x256 head, default stages."""

@@ -166,7 +166,9 @@ def test_a_dead_worker_still_gives_the_file_a_failed_status_and_count():
     task = FileTask("/data/sub-07_T1w.nii.gz", "/out", ("smooth",), {"smooth": {}}, 1, {})
     future: Future = Future()
     future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
-    result, measurements = _outcome(task, future)
+    outcome = _outcome(task, future)
+    result, measurements = outcome.result, outcome.measurements
+    assert outcome.finished.spans == ()  # a dead worker sends nothing back
     assert (result.status, result.error_reason) == ("failed", "worker_failed")
     assert result.error.startswith("/data/sub-07_T1w.nii.gz: worker failed: ")
     reader = InMemoryMetricReader()

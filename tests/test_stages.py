@@ -120,7 +120,7 @@ def test_cli_strings_are_converted_to_the_parameter_types() -> None:
          "stage 'bias_correction': convergence_threshold must be finite and >= 0 (got -1.0)"),
         ("resample", {"order": 7}, "stage 'resample': order must be 0..5 (got 7)"),
         ("normalize", {"method": "percentile", "low_pct": None},
-         "stage 'normalize' failed: TypeError: '<=' not supported between instances of 'float' and 'NoneType'"),
+         "stage 'normalize': need 0 <= low_pct < high_pct <= 100 (got None, 99.0)"),
     ],
 )
 def test_invalid_parameter_values(phantom_state: ImageState, stage: str, params: dict, message: str) -> None:

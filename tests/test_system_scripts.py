@@ -43,3 +43,32 @@ def test_install_system_deps_leaves_a_running_prometheus_alone(tmp_path: Path) -
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_start_dockerd_records_the_pid_of_the_engine_it_starts(tmp_path: Path) -> None:
+    """``make test`` leaves the engine running; the README tells how to stop it: by this pid."""
+    bin_dir, ready = tmp_path / "bin", tmp_path / "ready"
+    bin_dir.mkdir()
+    fakes = {  # an engine that answers once started; no other dockerd is seen
+        "docker": f'#!/bin/sh\n[ -e "{ready}" ] || exit 1\n[ "$1" = info ] && [ -n "$2" ] && echo 99.0\nexit 0\n',
+        "dockerd": f'#!/bin/sh\ntouch "{ready}"\nexec sleep 60\n',
+        "pgrep": "#!/bin/sh\nexit 1\n",
+    }
+    for name, text in fakes.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    pid_file = tmp_path / "dockerd.pid"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "DOCKERD_LOG": str(tmp_path / "dockerd.log"),
+           "DOCKERD_PID_FILE": str(pid_file), "DOCKERD_WAIT_S": "20"}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "start_dockerd.sh")], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    pid = int(pid_file.read_text())
+    try:
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"60"]  # the fake engine
+        assert f"dockerd pid {pid} (in {pid_file})" in done.stdout
+    finally:
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGTERM)

@@ -138,8 +138,10 @@ def exercises_markdown(exercises: Sequence[Exercise]) -> str:
     lines = [
         "# Instrumentation exercises",
         "",
-        f"{len(exercises)} exercises, {total:g} points. Check yourself with",
-        "`pytest --solution . tests/exercises` or `neuro-grade grade .`.",
+        f"{len(exercises)} exercises, {total:g} points. Check yourself from this directory (the one",
+        "holding `pipeline/`) with `neuro-grade grade .`: the grader's own run and scores, one line per",
+        "exercise; `neuro-grade grade . -v` adds the feedback of every check (what arrived next to what",
+        "was expected).",
         "",
     ]
     for n, e in enumerate(exercises, start=1):

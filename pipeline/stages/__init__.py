@@ -67,19 +67,25 @@ class StageResult:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A registered stage: its function, default parameters and a one-line description."""
+    """A registered stage: its function, default parameters, a one-line description, and ``check``
+    (called with every resolved parameter; raises StageError) so a bad value is refused before any
+    stage of a run starts."""
 
     name: str
     run: Callable[..., StageResult]
     defaults: Mapping[str, Any]
     description: str
+    check: Callable[..., None]
 
 
-def _spec(name: str, func: Callable[..., StageResult]) -> StageSpec:
+def _spec(name: str, func: Callable[..., StageResult], check: Callable[..., None]) -> StageSpec:
     params = inspect.signature(func).parameters
     defaults = {p.name: p.default for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    checked = set(inspect.signature(check).parameters)
+    if checked != set(defaults):  # a parameter added to a stage must be checked too
+        raise TypeError(f"{name}: check_params takes {sorted(checked)}, the stage {sorted(defaults)}")
     doc = (func.__doc__ or "").strip().splitlines()
-    return StageSpec(name, func, MappingProxyType(defaults), doc[0] if doc else name)
+    return StageSpec(name, func, MappingProxyType(defaults), doc[0] if doc else name, check)
 
 
 def require(stage: str, condition: bool, message: str) -> None:
@@ -96,6 +102,7 @@ def positive_mm(stage: str, key: str, value: float, allow_zero: bool = False) ->
     return float(value)
 
 
+from pipeline.stages import bias, normalize as _normalize, resample as _resample, skullstrip, smooth as _smooth
 from pipeline.stages.bias import bias_correction
 from pipeline.stages.normalize import normalize
 from pipeline.stages.resample import resample
@@ -105,11 +112,11 @@ from pipeline.stages.smooth import smooth
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in (
-        _spec("bias_correction", bias_correction),
-        _spec("skull_strip", skull_strip),
-        _spec("normalize", normalize),
-        _spec("smooth", smooth),
-        _spec("resample", resample),
+        _spec("bias_correction", bias_correction, bias.check_params),
+        _spec("skull_strip", skull_strip, skullstrip.check_params),
+        _spec("normalize", normalize, _normalize.check_params),
+        _spec("smooth", smooth, _smooth.check_params),
+        _spec("resample", resample, _resample.check_params),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = ("bias_correction", "skull_strip", "normalize", "smooth", "resample")
@@ -150,10 +157,11 @@ def _coerce(stage: str, key: str, value: Any, default: Any) -> Any:
 
 
 def resolve_params(name: str, **params: Any) -> dict[str, Any]:
-    """The full parameter set of stage ``name``: defaults overridden by ``params``.
+    """The full parameter set of stage ``name``: defaults overridden by ``params``, checked.
 
     Unknown parameter names raise StageError naming the valid ones; strings are converted to the
-    default's type (so CLI values like ``"4"`` or ``"50,50,50"`` work).
+    default's type (so CLI values like ``"4"`` or ``"50,50,50"`` work); a value the stage cannot
+    use raises StageError (the stage's ``check_params``).
     """
     spec = get_stage(name)
     unknown = sorted(set(params) - set(spec.defaults))
@@ -165,6 +173,10 @@ def resolve_params(name: str, **params: Any) -> dict[str, Any]:
     resolved = dict(spec.defaults)
     for key, value in params.items():
         resolved[key] = _coerce(name, key, value, spec.defaults[key])
+    try:
+        spec.check(**resolved)
+    except (TypeError, ValueError) as exc:  # a value of a type the check cannot even compare
+        raise StageError(f"stage {name!r}: invalid parameters {params!r}: {exc}") from None
     return resolved
 
 

@@ -22,6 +22,17 @@ def _from_sitk(image: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
 
 
+def check_params(*, shrink_factor: int, iterations: tuple[int, ...], convergence_threshold: float) -> None:
+    """Raise StageError for a parameter ``bias_correction`` cannot use (before any work)."""
+    require("bias_correction", isinstance(shrink_factor, int) and shrink_factor >= 1,
+            f"shrink_factor must be an integer >= 1 (got {shrink_factor!r})")
+    iterations = tuple(iterations) if isinstance(iterations, (list, tuple)) else (iterations,)
+    require("bias_correction", len(iterations) >= 1 and all(isinstance(i, int) and i >= 1 for i in iterations),
+            f"iterations must be integers >= 1 per level (got {iterations!r})")
+    require("bias_correction", math.isfinite(convergence_threshold) and convergence_threshold >= 0,
+            f"convergence_threshold must be finite and >= 0 (got {convergence_threshold!r})")
+
+
 def bias_correction(
     state: ImageState,
     *,
@@ -30,13 +41,8 @@ def bias_correction(
     convergence_threshold: float = 1e-3,
 ) -> StageResult:
     """N4 bias-field correction within an Otsu head mask (fit on a shrunk image, log field applied at full size)."""
-    require("bias_correction", isinstance(shrink_factor, int) and shrink_factor >= 1,
-            f"shrink_factor must be an integer >= 1 (got {shrink_factor!r})")
+    check_params(shrink_factor=shrink_factor, iterations=iterations, convergence_threshold=convergence_threshold)
     iterations = tuple(iterations) if isinstance(iterations, (list, tuple)) else (iterations,)
-    require("bias_correction", len(iterations) >= 1 and all(isinstance(i, int) and i >= 1 for i in iterations),
-            f"iterations must be integers >= 1 per level (got {iterations!r})")
-    require("bias_correction", math.isfinite(convergence_threshold) and convergence_threshold >= 0,
-            f"convergence_threshold must be finite and >= 0 (got {convergence_threshold!r})")
     data = state.data
     threshold = otsu_threshold(data)
     head = (data > threshold) & (data > 0)  # N4 works on log intensities: positive voxels only

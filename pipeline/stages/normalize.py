@@ -12,6 +12,15 @@ METHODS = ("zscore", "percentile")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def check_params(*, method: str, low_pct: float, high_pct: float) -> None:
+    """Raise StageError for a parameter ``normalize`` cannot use (before any work)."""
+    require("normalize", method in METHODS, f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    if method == "percentile":
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low_pct, high_pct))
+        ok = numeric and 0.0 <= low_pct < high_pct <= 100.0
+        require("normalize", ok, f"need 0 <= low_pct < high_pct <= 100 (got {low_pct}, {high_pct})")
+
+
 def normalize(
     state: ImageState, *, method: str = "zscore", low_pct: float = 1.0, high_pct: float = 99.0
 ) -> StageResult:
@@ -19,7 +28,7 @@ def normalize(
 
     A skull-stripped input (zero everywhere outside the mask) keeps a zero background.
     """
-    require("normalize", method in METHODS, f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    check_params(method=method, low_pct=low_pct, high_pct=high_pct)
     use_mask = state.mask is not None and bool(state.mask.any())
     values = state.data[state.mask] if use_mask else state.data.ravel()
     values = values.astype(np.float64)
@@ -41,8 +50,6 @@ def normalize(
                 f"the region's intensities are nearly constant (sd {sd:.3g}); z-scores would overflow float32")
         info.update(input_mean=mean, input_sd=sd)
     else:
-        ok = 0.0 <= low_pct < high_pct <= 100.0
-        require("normalize", ok, f"need 0 <= low_pct < high_pct <= 100 (got {low_pct}, {high_pct})")
         low, high = (float(v) for v in np.percentile(values, [low_pct, high_pct]))
         require("normalize", high > low, f"the {low_pct} and {high_pct} percentiles are equal ({low}); cannot scale")
         data = np.clip((state.data.astype(np.float64) - low) / (high - low), 0.0, 1.0)

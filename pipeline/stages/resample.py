@@ -13,10 +13,17 @@ from pipeline.stages import ImageState, Info, StageResult, positive_mm, require
 MAX_OUTPUT_VOXELS = 2**28  # 1 GiB of float32: a guard against absurd voxel sizes
 
 
+def check_params(*, voxel_size_mm: float, order: int) -> None:
+    """Raise StageError for a parameter ``resample`` cannot use (before any work)."""
+    positive_mm("resample", "voxel_size_mm", voxel_size_mm)
+    require("resample", isinstance(order, int) and not isinstance(order, bool) and 0 <= order <= 5,
+            f"order must be 0..5 (got {order!r})")
+
+
 def resample(state: ImageState, *, voxel_size_mm: float = 2.0, order: int = 1) -> StageResult:
     """Resample to isotropic voxel_size_mm (spline order 1 for data, nearest for the mask)."""
-    size = positive_mm("resample", "voxel_size_mm", voxel_size_mm)
-    require("resample", isinstance(order, int) and 0 <= order <= 5, f"order must be 0..5 (got {order!r})")
+    check_params(voxel_size_mm=voxel_size_mm, order=order)
+    size = float(voxel_size_mm)
     out_shape, out_affine = vox2out_vox((state.shape, state.affine), (size, size, size))
     n_out = math.prod(out_shape)
     require(

@@ -77,6 +77,16 @@ def closing(mask: np.ndarray, steps: tuple[int, ...]) -> np.ndarray:
     return closed[pad:-pad, pad:-pad, pad:-pad]
 
 
+def check_params(*, threshold_scale: float, erosion_mm: float, dilation_mm: float, closing_mm: float,
+                 fill_holes: bool, apply_mask: bool) -> None:
+    """Raise StageError for a parameter ``skull_strip`` cannot use (before any work)."""
+    positive_mm("skull_strip", "threshold_scale", threshold_scale)
+    for key, value in (("erosion_mm", erosion_mm), ("dilation_mm", dilation_mm), ("closing_mm", closing_mm)):
+        positive_mm("skull_strip", key, value, allow_zero=True)
+    for key, flag in (("fill_holes", fill_holes), ("apply_mask", apply_mask)):
+        require("skull_strip", isinstance(flag, bool), f"{key} must be true or false (got {flag!r})")
+
+
 def skull_strip(
     state: ImageState,
     *,
@@ -96,6 +106,8 @@ def skull_strip(
     scalp, the largest component is the brain, dilation (kept inside the foreground) restores its
     surface, closing bridges sulci and hole filling adds the ventricles.
     """
+    check_params(threshold_scale=threshold_scale, erosion_mm=erosion_mm, dilation_mm=dilation_mm,
+                 closing_mm=closing_mm, fill_holes=fill_holes, apply_mask=apply_mask)
     threshold_scale = positive_mm("skull_strip", "threshold_scale", threshold_scale)
     erosion_mm = positive_mm("skull_strip", "erosion_mm", erosion_mm, allow_zero=True)
     dilation_mm = positive_mm("skull_strip", "dilation_mm", dilation_mm, allow_zero=True)

@@ -12,6 +12,11 @@ from pipeline.stages import ImageState, Info, StageResult, positive_mm
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # 0.4247
 
 
+def check_params(*, fwhm_mm: float) -> None:
+    """Raise StageError for a parameter ``smooth`` cannot use (before any work)."""
+    positive_mm("smooth", "fwhm_mm", fwhm_mm, allow_zero=True)
+
+
 def smooth(state: ImageState, *, fwhm_mm: float = 6.0) -> StageResult:
     """Gaussian smoothing: sigma_vox = fwhm_mm / (2 sqrt(2 ln 2)) / voxel_mm per axis."""
     fwhm_mm = positive_mm("smooth", "fwhm_mm", fwhm_mm, allow_zero=True)

@@ -330,7 +330,7 @@ def test_rule_messages_pinned() -> None:
     pts = (point("m", request="550e8400-e29b-41d4-a716-446655440000"), point("n", request_id=7))
     assert [str(x) for x in lint(f.telemetry(metrics=pts))] == [
         "[warning] meaningless_attribute at s: attribute name 'data' says nothing (1x): use a namespaced, "
-        "specific name (e.g. 'neuro.voxel_count')",
+        "specific name (e.g. 'http.response.body.size')",
         "[error] id_like_metric_attribute at metric 'm': attribute 'request' holds uuid values "
         "(e.g. '550e8400-e29b-41d4-a716-446655440000'; 1 distinct): every value is a new time series; "
         "use a bounded value and keep the identifier on spans or logs",
